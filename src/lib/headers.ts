@@ -1,0 +1,73 @@
+// Header rules of a proxy (RFC 9110 section 7.6.1): hop-by-hop headers stay on their hop.
+
+type Headers = Record<string, string | string[] | number | undefined>
+
+/** Headers that describe one connection, never the message, in either direction. */
+const HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'http2-settings'
+]
+
+/**
+ * Request headers a client must not be able to hand to the upstream: `expect` (undici cannot send it, and
+ * the relay already answered the 100-continue), and forwarding headers the relay sets itself.
+ */
+const CLIENT_CONTROLLED = ['expect', 'forwarded', 'x-real-ip', 'x-forwarded-port', 'x-forwarded-prefix']
+
+/** Deletes the hop-by-hop headers, also those named in `Connection`, from a headers object. */
+export function removeHopByHop (headers: Headers): void {
+  const connection = headers.connection
+  if (connection !== undefined) {
+    for (const name of String(connection).split(',')) {
+      const trimmed = name.trim().toLowerCase()
+      if (trimmed !== '') delete headers[trimmed]
+    }
+  }
+  for (const name of HOP_BY_HOP) {
+    if (headers[name] !== undefined) delete headers[name]
+  }
+}
+
+export interface ForwardedFor {
+  /** The client address, from the socket or a trusted proxy's X-Forwarded-For */
+  ip: string
+  /** http or https as the client saw it */
+  protocol: string
+  /** The Host the client asked for */
+  host: string
+  requestId: string
+  /** GET and HEAD carry no body upstream, so their framing headers must not either. */
+  hasBody: boolean
+}
+
+/** Rewrites a copy of the client's request headers into what the upstream receives. */
+export function toUpstreamRequestHeaders (headers: Headers, forwarded: ForwardedFor): Headers {
+  removeHopByHop(headers)
+  for (const name of CLIENT_CONTROLLED) {
+    if (headers[name] !== undefined) delete headers[name]
+  }
+  if (!forwarded.hasBody) {
+    delete headers['content-length']
+  }
+  // Overwritten, never appended: a client-supplied X-Forwarded-For must not pass as the client address.
+  headers['x-forwarded-for'] = forwarded.ip
+  headers['x-forwarded-proto'] = forwarded.protocol
+  headers['x-forwarded-host'] = forwarded.host
+  headers['x-request-id'] = forwarded.requestId
+  return headers
+}
+
+/** Rewrites the upstream's response headers into what the client receives. */
+export function toClientResponseHeaders (headers: Headers, requestId: string): Headers {
+  removeHopByHop(headers)
+  headers['x-request-id'] = requestId
+  return headers
+}

@@ -1,0 +1,34 @@
+// One JSON object per line on stdout: level as a word, an ISO timestamp, the message under `msg`.
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino'
+import type { LogLevel } from './lib/log-level.js'
+
+/** Where secrets could sit in a logged object. Nothing the relay logs carries headers; this is the backstop. */
+const REDACTED_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["proxy-authorization"]',
+  'res.headers["set-cookie"]',
+  'headers.authorization',
+  'headers.cookie',
+  'headers["set-cookie"]',
+  'headers["proxy-authorization"]',
+  'err.headers',
+  'err.data',
+  'config.metricsToken'
+]
+
+export function loggerOptions (level: LogLevel): LoggerOptions {
+  return {
+    level,
+    messageKey: 'msg',
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: {
+      level: (label) => ({ level: label })
+    },
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' }
+  }
+}
+
+export function createLogger (level: LogLevel, destination?: DestinationStream): Logger {
+  return pino(loggerOptions(level), destination ?? pino.destination({ dest: 1, sync: true }))
+}

@@ -1,0 +1,141 @@
+// Prometheus metrics: the process defaults (fastify-metrics), the relay's request counter and duration
+// histogram, upstream errors by reason and build info, all in one prom-client registry per process.
+// Route metrics are the relay's own rather than fastify-metrics': the endpoint label depends on the
+// status (a 404 from the upstream is "unmatched"), must stay bounded, and requests the client aborts
+// count too (with status 499), which an onResponse hook never sees.
+import { createHash, timingSafeEqual } from 'node:crypto'
+import fp from 'fastify-plugin'
+import fastifyMetricsModule from 'fastify-metrics'
+import client from 'prom-client'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { EndpointLabeler, UNMATCHED } from '../lib/endpoint-label.js'
+import { CLIENT_CLOSED_REQUEST } from '../lib/http-status.js'
+import { UPSTREAM_ERROR_REASONS, type UpstreamErrorReason } from '../lib/upstream-errors.js'
+
+export interface RelayMetrics {
+  /** This process's registry: what a cluster worker hands the primary for aggregation */
+  readonly registry: client.Registry
+  upstreamError(reason: UpstreamErrorReason): void
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    relayMetrics: RelayMetrics
+  }
+  interface FastifyContextConfig {
+    /** Not counted in the request metrics (the /metrics route itself) */
+    skipMetrics?: boolean
+  }
+}
+
+export interface MetricsPluginOptions {
+  /** Set in cluster workers: returns the exposition of all workers, summed by the primary. */
+  collectClusterMetrics?: () => Promise<string>
+}
+
+// LLM calls run from milliseconds (a cached model list) to minutes (a long generation).
+// A CommonJS module with `exports.default`: Node's ESM loader hands us the exports object.
+const fastifyMetrics = fastifyMetricsModule.default
+
+const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
+
+const metricsPlugin: FastifyPluginAsync<MetricsPluginOptions> = async (fastify, options) => {
+  const { config } = fastify
+  const registry = new client.Registry()
+
+  await fastify.register(fastifyMetrics, {
+    promClient: client,
+    endpoint: null,
+    routeMetrics: { enabled: false },
+    defaultMetrics: { enabled: true, register: registry }
+  })
+
+  const labelNames = ['method', 'endpoint', 'status'] as const
+  const requests = new client.Counter({
+    name: 'relay_http_requests_total',
+    help: 'HTTP requests completed by the relay (excluding /metrics), by method, endpoint and status.',
+    labelNames,
+    registers: [registry]
+  })
+  const duration = new client.Histogram({
+    name: 'relay_http_request_duration_seconds',
+    help: 'Time from the request arriving to the response ending, by method, endpoint and status.',
+    labelNames,
+    buckets: DURATION_BUCKETS,
+    registers: [registry]
+  })
+  const upstreamErrors = new client.Counter({
+    name: 'relay_upstream_errors_total',
+    help: 'Upstream requests that failed, by reason: connect, dns, timeout or reset.',
+    labelNames: ['reason'],
+    registers: [registry]
+  })
+  for (const reason of UPSTREAM_ERROR_REASONS) upstreamErrors.inc({ reason }, 0)
+  const buildInfo = new client.Gauge({
+    name: 'relay_build_info',
+    help: 'Always 1; the labels say which build of the relay is running.',
+    labelNames: ['version', 'revision'],
+    registers: [registry],
+    // One per worker would sum to the number of workers.
+    aggregator: 'max'
+  })
+  buildInfo.set({ version: config.build.version, revision: config.build.revision }, 1)
+
+  const labeler = new EndpointLabeler(config.metricsMaxEndpoints)
+
+  function observe (request: FastifyRequest, reply: FastifyReply): void {
+    const res = reply.raw
+    const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED_REQUEST
+    const own = request.routeOptions.config.endpointLabel
+    const endpoint = own ?? (request.is404 || status === 404 ? UNMATCHED : labeler.label(request.url))
+    const labels = { method: request.method, endpoint, status }
+    requests.inc(labels)
+    duration.observe(labels, reply.elapsedTime / 1000)
+  }
+
+  // 'close' comes once per response, after 'finish' or when the client went away first.
+  fastify.addHook('onRequest', async (request, reply) => {
+    if (request.routeOptions.config.skipMetrics === true) return
+    reply.raw.once('close', () => observe(request, reply))
+  })
+
+  fastify.decorate('relayMetrics', {
+    registry,
+    upstreamError (reason: UpstreamErrorReason) {
+      upstreamErrors.inc({ reason })
+    }
+  } satisfies RelayMetrics)
+
+  const token = config.metricsToken
+  const expected = token === undefined ? undefined : sha256(`Bearer ${token}`)
+
+  fastify.get('/metrics', {
+    config: { skipMetrics: true, probe: true },
+    onRequest: async (request, reply) => {
+      reply.header('cache-control', 'no-store')
+      if (expected === undefined) return
+      const given = request.headers.authorization
+      if (given === undefined || !timingSafeEqual(sha256(given), expected)) {
+        return reply.code(401).header('www-authenticate', 'Bearer realm="metrics"')
+          .send({ statusCode: 401, error: 'Unauthorized', message: 'A valid bearer token is required' })
+      }
+    }
+  }, async (request, reply) => {
+    let body: string
+    try {
+      body = options.collectClusterMetrics === undefined
+        ? await registry.metrics()
+        : await options.collectClusterMetrics()
+    } catch (err) {
+      request.log.error({ err }, 'metrics collection failed')
+      return reply.code(503).send({ statusCode: 503, error: 'Service Unavailable', message: 'Metrics are temporarily unavailable' })
+    }
+    return reply.type(registry.contentType).send(body)
+  })
+}
+
+function sha256 (value: string): Buffer {
+  return createHash('sha256').update(value).digest()
+}
+
+export default fp(metricsPlugin, { name: 'relay-metrics', fastify: '5.x', dependencies: ['relay-config'] })

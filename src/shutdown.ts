@@ -1,0 +1,73 @@
+// The drain a pod needs to roll without dropping a request:
+//   1. readiness turns 503 "terminating" at once, so Kubernetes stops routing new connections here;
+//   2. for RELAY_SHUTDOWN_DELAY_SECONDS the relay keeps serving (endpoint removal takes a moment to
+//      reach every node), and every response says `Connection: close`;
+//   3. the listener closes, idle connections close, in-flight requests and streams may finish for
+//      up to RELAY_SHUTDOWN_TIMEOUT_SECONDS;
+//   4. whatever is still open is cut, and the process exits.
+import { setTimeout as sleep } from 'node:timers/promises'
+import closeWithGrace from 'close-with-grace'
+import type { FastifyInstance } from 'fastify'
+import type { RelayConfig } from './config.js'
+import { isMessage, type ShutdownMessage } from './cluster-messages.js'
+
+/** Margin past delay + timeout after which close-with-grace exits on its own: our own logic hung. */
+const BACKSTOP_MARGIN_MS = 5_000
+
+export async function drain (app: FastifyInstance, config: RelayConfig, { skipDelay = false } = {}): Promise<void> {
+  app.health.beginShutdown()
+  if (!skipDelay && config.shutdownDelayMs > 0) await sleep(config.shutdownDelayMs)
+
+  const closed = app.close()
+  const timedOut = await Promise.race([
+    closed.then(() => false),
+    sleep(config.shutdownTimeoutMs, true, { ref: false })
+  ])
+  if (timedOut) {
+    app.log.warn({ timeoutSeconds: config.shutdownTimeoutMs / 1000 }, 'shutdown timeout reached: closing the remaining connections')
+    app.server.closeAllConnections()
+    await closed
+  }
+  app.log.info('shutdown complete')
+}
+
+export interface ShutdownOptions {
+  /**
+   * In a cluster worker the primary owns the signals: it forwards SIGTERM/SIGINT over IPC. A signal
+   * that reaches the worker too (Ctrl-C signals the whole process group) starts the same drain and
+   * never counts as the "second signal" that would exit at once.
+   */
+  clustered: boolean
+}
+
+/** Installs the signal, IPC and crash handling that runs `drain` once, then exits. */
+export function handleShutdown (app: FastifyInstance, config: RelayConfig, { clustered }: ShutdownOptions): void {
+  const ownSignals = clustered ? (['SIGINT', 'SIGTERM'] as const) : []
+  const grace = closeWithGrace({
+    delay: config.shutdownDelayMs + config.shutdownTimeoutMs + BACKSTOP_MARGIN_MS,
+    skip: [...ownSignals],
+    logger: { error: (message: unknown) => app.log.error(typeof message === 'string' ? message : { err: message }, 'shutdown') },
+    onSecondSignal: (signal) => app.log.warn({ signal }, 'second signal: exiting now')
+  }, async ({ signal, err }) => {
+    if (err !== undefined) {
+      app.log.fatal({ err }, 'uncaught error: shutting down')
+      await drain(app, config, { skipDelay: true })
+      return
+    }
+    app.log.info({ signal: signal ?? 'primary', delaySeconds: config.shutdownDelayMs / 1000, timeoutSeconds: config.shutdownTimeoutMs / 1000 },
+      'shutdown requested: draining')
+    await drain(app, config)
+  })
+
+  if (!clustered) return
+  let started = false
+  const begin = (): void => {
+    if (started) return
+    started = true
+    grace.close()
+  }
+  for (const signal of ownSignals) process.on(signal, begin)
+  process.on('message', (message) => { if (isMessage<ShutdownMessage>(message, 'relay:shutdown')) begin() })
+  // The primary is gone (killed, OOM): nobody will forward signals or restart us; drain and leave.
+  process.on('disconnect', begin)
+}

@@ -46,9 +46,6 @@ export async function buildApp (config: RelayConfig, options: BuildAppOptions = 
   })
 
   app.setNotFoundHandler((request, reply) => {
-    if (request.url.charCodeAt(0) !== 47 /* / */) {
-      return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: 'Unsupported request target' })
-    }
     // Every path is proxied, so a miss here is a method the relay does not forward.
     return reply.code(405).header('allow', ALLOW)
       .send({ statusCode: 405, error: 'Method Not Allowed', message: `${request.method} is not supported` })
@@ -80,6 +77,17 @@ export async function buildApp (config: RelayConfig, options: BuildAppOptions = 
   await app.register(configPlugin, { config })
   await app.register(healthPlugin)
   await app.register(metricsPlugin, { collectClusterMetrics: options.collectClusterMetrics })
+
+  // Added after the metrics hook, so these requests are counted too. rewriteUrl turned origin- and
+  // absolute-form targets into a path; what is left (`*`, junk) means nothing here and must not
+  // reach the proxy's wildcard route.
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.url.charCodeAt(0) !== 47 /* / */) {
+      return reply.code(400).header('connection', 'close')
+        .send({ statusCode: 400, error: 'Bad Request', message: 'Unsupported request target' })
+    }
+  })
+
   await app.register(proxyPlugin)
   return app
 }

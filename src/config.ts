@@ -12,16 +12,14 @@ interface Variable {
   secret?: boolean
 }
 
-const PORT_EXPECTED = 'an integer from 1 to 65535'
-
 /**
  * The variables and what each accepts. The JSON schema handed to env-schema is built from this table,
  * and the Helm chart's tests read it to check that the chart only sets variables the relay knows.
  */
 export const VARIABLES = {
   RELAY_PORT: {
-    schema: { type: 'integer', minimum: 1, maximum: 65535, default: 5010 },
-    expected: PORT_EXPECTED
+    schema: { type: 'integer', minimum: 0, maximum: 65535, default: 5010 },
+    expected: 'an integer from 0 to 65535 (0 picks any free port)'
   },
   RELAY_HOST: {
     schema: { type: 'string', default: '0.0.0.0', maxLength: 253 },

@@ -43,6 +43,7 @@ export class EndpointLabeler {
   }
 
   label (url: string): string {
+    if (url.charCodeAt(0) !== 47 /* / */) return UNMATCHED
     const queryStart = url.indexOf('?')
     const path = queryStart === -1 ? url : url.slice(0, queryStart)
     const memoised = this.#memo.get(path)

@@ -32,7 +32,19 @@ export async function buildApp (config: RelayConfig, options: BuildAppOptions = 
     trustProxy: config.trustProxy === undefined ? false : config.trustProxy.join(','),
     rewriteUrl: (req) => normaliseRequestTarget(req.url ?? '/'),
     bodyLimit: config.bodyLimitBytes,
-    // During the drain, requests already on an open connection are served, not refused.
+    // Slow clients (slowloris, trickled bodies) are cut after these; Node checks them every
+    // connectionsCheckingInterval, so keep that short enough for the timeouts to mean something.
+    http: {
+      headersTimeout: config.headersTimeoutMs,
+      requestTimeout: config.requestTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(config.headersTimeoutMs / 4)))
+    },
+    requestTimeout: config.requestTimeoutMs,
+    // Longer than the proxy in front keeps idle connections (Traefik: 90 s), so that it, not the
+    // relay, closes them: otherwise it may send a request on a connection the relay is closing.
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    // During the drain, requests already on an open connection are served, not refused; when the
+    // listener closes, connections between two requests are closed, busy ones finish.
     return503OnClosing: false,
     forceCloseConnections: 'idle'
   })
@@ -78,18 +90,32 @@ export async function buildApp (config: RelayConfig, options: BuildAppOptions = 
   await app.register(healthPlugin)
   await app.register(metricsPlugin, { collectClusterMetrics: options.collectClusterMetrics })
 
-  // Added after the metrics hook, so these requests are counted too. rewriteUrl turned origin- and
-  // absolute-form targets into a path; what is left (`*`, junk) means nothing here and must not
-  // reach the proxy's wildcard route.
+  // Added after the metrics hook, so these requests are counted too.
   app.addHook('onRequest', async (request, reply) => {
+    // rewriteUrl turned origin- and absolute-form targets into a path; what is left (`*`, junk)
+    // means nothing here and must not reach the proxy's wildcard route.
     if (request.url.charCodeAt(0) !== 47 /* / */) {
       return reply.code(400).header('connection', 'close')
         .send({ statusCode: 400, error: 'Bad Request', message: 'Unsupported request target' })
+    }
+    // Node keeps the first of several Host headers; RFC 9112 says to refuse the ambiguity instead.
+    if (hostHeaderCount(request.raw.rawHeaders) > 1) {
+      return reply.code(400).header('connection', 'close')
+        .send({ statusCode: 400, error: 'Bad Request', message: 'More than one Host header' })
     }
   })
 
   await app.register(proxyPlugin)
   return app
+}
+
+function hostHeaderCount (rawHeaders: string[]): number {
+  let count = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string
+    if (name.length === 4 && name.toLowerCase() === 'host') count++
+  }
+  return count
 }
 
 function pathOf (url: string): string {

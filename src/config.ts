@@ -53,6 +53,18 @@ export const VARIABLES = {
     schema: { type: 'number', minimum: 0, maximum: 3600, default: 20 },
     expected: 'a number of seconds from 0 to 3600'
   },
+  RELAY_HEADERS_TIMEOUT_SECONDS: {
+    schema: { type: 'number', exclusiveMinimum: 0, maximum: 3600, default: 10 },
+    expected: 'a number of seconds greater than 0 and at most 3600'
+  },
+  RELAY_REQUEST_TIMEOUT_SECONDS: {
+    schema: { type: 'number', exclusiveMinimum: 0, maximum: 86400, default: 120 },
+    expected: 'a number of seconds greater than 0 and at most 86400'
+  },
+  RELAY_KEEPALIVE_TIMEOUT_SECONDS: {
+    schema: { type: 'number', exclusiveMinimum: 0, maximum: 3600, default: 95 },
+    expected: 'a number of seconds greater than 0 and at most 3600'
+  },
   RELAY_METRICS_TOKEN: {
     schema: { type: 'string', pattern: '^[\\x21-\\x7e]{1,4096}$' },
     expected: 'a token of printable ASCII characters without spaces (unset it to leave /metrics open)',
@@ -107,6 +119,12 @@ export interface RelayConfig {
   bodyLimitBytes: number
   shutdownDelayMs: number
   shutdownTimeoutMs: number
+  /** Longest a client may take to send the request line and headers */
+  headersTimeoutMs: number
+  /** Longest a client may take to send a whole request, body included */
+  requestTimeoutMs: number
+  /** How long an idle client connection stays open */
+  keepAliveTimeoutMs: number
   metricsToken: string | undefined
   metricsMaxEndpoints: number
   trustProxy: string[] | undefined
@@ -188,6 +206,12 @@ function toRelayConfig (v: Record<VariableName, unknown>, env: NodeJS.ProcessEnv
   const logLevel = normaliseLogLevel(v.RELAY_LOG_LEVEL as string) ?? fail('RELAY_LOG_LEVEL')
   const upstream = parseUpstreamUrl(v.UPSTREAM_URL as string) ?? fail('UPSTREAM_URL')
 
+  // Node refuses a headers timeout longer than the whole-request timeout.
+  if ((v.RELAY_HEADERS_TIMEOUT_SECONDS as number) > (v.RELAY_REQUEST_TIMEOUT_SECONDS as number)) {
+    throw new ConfigError('RELAY_HEADERS_TIMEOUT_SECONDS', env.RELAY_HEADERS_TIMEOUT_SECONDS ?? String(v.RELAY_HEADERS_TIMEOUT_SECONDS),
+      `a number of seconds no larger than RELAY_REQUEST_TIMEOUT_SECONDS (${String(v.RELAY_REQUEST_TIMEOUT_SECONDS)})`)
+  }
+
   let trustProxy: string[] | undefined
   if (v.RELAY_TRUST_PROXY !== undefined) {
     trustProxy = (v.RELAY_TRUST_PROXY as string).split(',').map((s) => s.trim())
@@ -204,6 +228,9 @@ function toRelayConfig (v: Record<VariableName, unknown>, env: NodeJS.ProcessEnv
     bodyLimitBytes: v.RELAY_BODY_LIMIT_BYTES as number,
     shutdownDelayMs: Math.round((v.RELAY_SHUTDOWN_DELAY_SECONDS as number) * 1000),
     shutdownTimeoutMs: Math.round((v.RELAY_SHUTDOWN_TIMEOUT_SECONDS as number) * 1000),
+    headersTimeoutMs: Math.round((v.RELAY_HEADERS_TIMEOUT_SECONDS as number) * 1000),
+    requestTimeoutMs: Math.round((v.RELAY_REQUEST_TIMEOUT_SECONDS as number) * 1000),
+    keepAliveTimeoutMs: Math.round((v.RELAY_KEEPALIVE_TIMEOUT_SECONDS as number) * 1000),
     metricsToken: v.RELAY_METRICS_TOKEN as string | undefined,
     metricsMaxEndpoints: v.RELAY_METRICS_MAX_ENDPOINTS as number,
     trustProxy,

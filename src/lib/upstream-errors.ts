@@ -25,7 +25,10 @@ function codesOf (err: unknown): string[] {
   for (let e = err, depth = 0; e !== null && typeof e === 'object' && depth < 8; depth++) {
     const code = (e as { code?: unknown }).code
     if (typeof code === 'string') codes.push(code)
-    if ((e as { name?: unknown }).name === 'AbortError') codes.push('ABORT_ERR')
+    const name = (e as { name?: unknown }).name
+    if (name === 'AbortError') codes.push('ABORT_ERR')
+    // undici's parser errors do not always carry a code.
+    if (name === 'HTTPParserError' && typeof code !== 'string') codes.push('HPE_INVALID')
     e = (e as { cause?: unknown }).cause
   }
   return codes

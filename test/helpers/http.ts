@@ -2,6 +2,7 @@
 // headers) or won't show (how a response ended).
 import { connect, type Socket } from 'node:net'
 import { once } from 'node:events'
+import { request, type IncomingMessage } from 'node:http'
 
 export interface RawResponse {
   /** Everything the relay sent before it closed the connection */
@@ -59,4 +60,26 @@ export async function readUntilClose (socket: Socket, timeoutMs: number): Promis
   await once(socket, 'close')
   clearTimeout(timer)
   return parseResponse(text)
+}
+
+export interface Stream { events: string[], done: Promise<{ complete: boolean, text: string }> }
+
+/** Opens an SSE stream on its own connection and collects what arrives. */
+export async function openStream (url: string): Promise<Stream> {
+  const req = request(url, { agent: false })
+  req.end()
+  const [res] = await once(req, 'response') as [IncomingMessage]
+  const events: string[] = []
+  let text = ''
+  const done = new Promise<{ complete: boolean, text: string }>((resolve) => {
+    res.setEncoding('utf8')
+    res.on('data', (chunk: string) => {
+      text += chunk
+      for (const event of chunk.split('\n\n')) if (event.trim() !== '') events.push(event)
+    })
+    res.on('end', () => resolve({ complete: true, text }))
+    res.on('error', () => resolve({ complete: false, text }))
+    res.on('close', () => resolve({ complete: res.complete, text }))
+  })
+  return { events, done }
 }

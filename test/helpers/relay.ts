@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
+import assert from 'node:assert/strict'
 import { waitFor } from './upstreams.js'
 
 export const SERVER_JS = fileURLToPath(new URL('../../dist/server.js', import.meta.url))
@@ -113,4 +114,12 @@ export async function spawnRelay (env: Record<string, string>, options: SpawnOpt
     port = Number(logs.find(ready)?.port)
   }
   return { child, url: `http://127.0.0.1:${port}`, port, logs, stderr: () => stderr, exited, stop }
+}
+
+/** Resolves with the exit code once the process exits; fails the test if that takes longer than `ms`. */
+export async function exitWithin (relay: RelayProcess, ms: number): Promise<{ code: number | null, elapsed: number }> {
+  const started = Date.now()
+  const result = await Promise.race([relay.exited, new Promise<null>((resolve) => setTimeout(() => resolve(null), ms))])
+  assert.ok(result !== null, `the relay did not exit within ${ms} ms`)
+  return { code: result.code, elapsed: Date.now() - started }
 }

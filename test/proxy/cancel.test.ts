@@ -7,6 +7,7 @@ import { once } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { startRelay } from '../helpers/relay.js'
 import { startUpstream, waitFor } from '../helpers/upstreams.js'
+import { metricsText } from '../helpers/metrics.js'
 
 function cancellableUpstream (respond: (req: IncomingMessage, res: ServerResponse) => void): { closedAt: number[], handler: (req: IncomingMessage, res: ServerResponse) => void } {
   const closedAt: number[] = []
@@ -17,10 +18,6 @@ function cancellableUpstream (respond: (req: IncomingMessage, res: ServerRespons
       respond(req, res)
     }
   }
-}
-
-async function metricsText (url: string): Promise<string> {
-  return await (await fetch(`${url}/metrics`)).text()
 }
 
 test('a client that leaves before the response headers cancels the upstream request at once (GET)', async (t) => {

@@ -15,6 +15,9 @@ test('defaults match the documented table', () => {
   assert.equal(config.bodyLimitBytes, 10_485_760)
   assert.equal(config.shutdownDelayMs, 5_000)
   assert.equal(config.shutdownTimeoutMs, 20_000)
+  assert.equal(config.headersTimeoutMs, 10_000)
+  assert.equal(config.requestTimeoutMs, 120_000)
+  assert.equal(config.keepAliveTimeoutMs, 95_000)
   assert.equal(config.metricsToken, undefined)
   assert.equal(config.metricsMaxEndpoints, 100)
   assert.equal(config.trustProxy, undefined)
@@ -119,6 +122,14 @@ test('a bad metrics token is named but never echoed', () => {
     return true
   })
   assert.throws(() => loadConfig({ RELAY_METRICS_TOKEN: '' }), /RELAY_METRICS_TOKEN="" \(empty\)/)
+})
+
+test('the headers timeout cannot exceed the whole-request timeout', () => {
+  assert.throws(() => loadConfig({ RELAY_HEADERS_TIMEOUT_SECONDS: '30', RELAY_REQUEST_TIMEOUT_SECONDS: '20' }),
+    /RELAY_HEADERS_TIMEOUT_SECONDS="30": expected a number of seconds no larger than RELAY_REQUEST_TIMEOUT_SECONDS \(20\)/)
+  assert.throws(() => loadConfig({ RELAY_REQUEST_TIMEOUT_SECONDS: '5' }), /RELAY_HEADERS_TIMEOUT_SECONDS="10"/)
+  const config = loadConfig({ RELAY_HEADERS_TIMEOUT_SECONDS: '2', RELAY_REQUEST_TIMEOUT_SECONDS: '2', RELAY_KEEPALIVE_TIMEOUT_SECONDS: '0.5' })
+  assert.deepEqual([config.headersTimeoutMs, config.requestTimeoutMs, config.keepAliveTimeoutMs], [2000, 2000, 500])
 })
 
 test('the exported schema lists exactly the variables read', () => {

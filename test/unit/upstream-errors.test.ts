@@ -20,6 +20,7 @@ test('each failure maps to its reason and status', () => {
     [error('ECONNRESET'), 'reset', 502],
     [error('UND_ERR_SOCKET'), 'reset', 502],
     [error('FST_REPLY_FROM_INTERNAL_SERVER_ERROR', error('HPE_INVALID_CONSTANT')), 'reset', 502],
+    [error('FST_REPLY_FROM_INTERNAL_SERVER_ERROR', Object.assign(new Error('Invalid status code'), { name: 'HTTPParserError' })), 'reset', 502],
     [new Error('something odd'), 'reset', 502]
   ]
   for (const [err, reason, status] of cases) {
@@ -27,6 +28,11 @@ test('each failure maps to its reason and status', () => {
     assert.equal(failure.reason, reason, String(err))
     assert.equal(failure.statusCode, status, String(err))
   }
+})
+
+test('a malformed response says so', () => {
+  const parserError = Object.assign(new Error('Invalid status code'), { name: 'HTTPParserError' })
+  assert.equal(classifyUpstreamError(error('FST_REPLY_FROM_INTERNAL_SERVER_ERROR', parserError)).message, 'The upstream server sent an invalid response')
 })
 
 test('the innermost code is reported for the log', () => {

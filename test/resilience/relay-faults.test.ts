@@ -1,0 +1,144 @@
+// The relay's own bad days: a worker killed under load, a rollout (SIGTERM) under load, an impatient
+// second signal, and requests that outlive the shutdown timeout.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { exitWithin, spawnRelay } from '../helpers/relay.js'
+import { startUpstream, waitFor } from '../helpers/upstreams.js'
+import { connect } from 'node:net'
+import { once } from 'node:events'
+import { openStream, readUntilClose } from '../helpers/http.js'
+import { describeFailures, runLoad } from '../helpers/load.js'
+
+test('a worker killed with SIGKILL under load: only its own requests fail, it is replaced, metrics keep answering', async (t) => {
+  const upstream = await startUpstream()
+  t.after(() => upstream.close())
+  const relay = await spawnRelay({ UPSTREAM_URL: upstream.url, RELAY_WORKERS: '2' }, { ready: 2 })
+  t.after(() => relay.stop())
+  const [victim, survivor] = relay.logs.lines.filter((line) => line.msg === 'relay ready').map((line) => Number(line.pid))
+
+  const load = runLoad({ url: relay.url, concurrency: 20, durationMs: 4000, mix: { get: 1, post: 1 }, timeoutMs: 3000 })
+  await sleep(1000)
+  const killedAt = performance.now()
+  process.kill(victim as number, 'SIGKILL')
+  const metricsDuringRecovery = await fetch(`${relay.url}/metrics`)
+  const result = await load
+
+  assert.equal(metricsDuringRecovery.status, 200, 'the primary keeps answering /metrics')
+  assert.ok(result.outcomes.length > 200, `${result.outcomes.length} requests`)
+  // What failed was in flight on the killed worker (or handed to it as it died), never on the survivor.
+  const servedBySurvivor = new Set(relay.logs.lines.filter((line) => line.pid === survivor && typeof line.reqId === 'string').map((line) => line.reqId))
+  for (const failure of result.failures) {
+    assert.ok(!servedBySurvivor.has(failure.id), `request ${failure.id} failed on the surviving worker: ${describeFailures([failure])}`)
+    assert.ok(failure.startedAt < killedAt + 500, `request ${failure.id} started ${(failure.startedAt - killedAt).toFixed(0)} ms after the kill and failed`)
+  }
+  assert.ok(result.failures.length <= 20, `${result.failures.length} failures: ${describeFailures(result.failures)}`)
+  const afterKill = result.outcomes.filter((o) => o.startedAt > killedAt + 500)
+  assert.ok(afterKill.length > 50 && afterKill.every((o) => o.status === 200 && o.incomplete !== true))
+
+  await waitFor(() => relay.logs.lines.filter((line) => line.msg === 'relay ready').length === 3, 10_000, 'the replacement worker')
+  assert.ok(relay.logs.find((line) => line.msg === 'worker died unexpectedly: replacing it' && line.workerPid === victim))
+  const metrics = await (await fetch(`${relay.url}/metrics`)).text()
+  assert.match(metrics, /^relay_http_requests_total\{method="GET",endpoint="\/v1\/models",status="200"\} \d+$/m)
+})
+
+test('SIGTERM under load (50 keep-alive clients, 10 SSE streams): nothing accepted fails, every stream completes, exit 0', async (t) => {
+  const upstream = await startUpstream()
+  t.after(() => upstream.close())
+  const delaySeconds = 1
+  const timeoutSeconds = 10
+  const relay = await spawnRelay({
+    UPSTREAM_URL: upstream.url,
+    RELAY_WORKERS: '2',
+    RELAY_SHUTDOWN_DELAY_SECONDS: String(delaySeconds),
+    RELAY_SHUTDOWN_TIMEOUT_SECONDS: String(timeoutSeconds)
+  }, { ready: 2 })
+  t.after(() => relay.stop())
+
+  const streams = await Promise.all(Array.from({ length: 10 }, async () => await openStream(`${relay.url}/stream?tokens=30&interval=100`)))
+  const load = runLoad({ url: relay.url, concurrency: 50, durationMs: (delaySeconds + 2) * 1000 + 500, mix: { get: 2, post: 1 }, timeoutMs: 5000 })
+  await sleep(500)
+  relay.child.kill('SIGTERM')
+  const [result, exit, ...ends] = await Promise.all([load, exitWithin(relay, (delaySeconds + timeoutSeconds + 3) * 1000), ...streams.map(async (s) => await s.done)])
+
+  assert.equal(exit.code, 0)
+  for (const end of ends) {
+    assert.equal(end.complete, true)
+    assert.match(end.text, /data: \[DONE\]\n\n$/)
+  }
+  const ok = result.outcomes.filter((o) => o.status === 200 && o.incomplete !== true)
+  assert.ok(ok.length > 100, `${ok.length} requests served`)
+  // Every request a worker read was answered in full: none of them is among the failures.
+  const seen = new Set(relay.logs.lines.map((line) => line.reqId).filter((id) => id !== undefined))
+  const failedAfterAccept = result.failures.filter((f) => seen.has(f.id))
+  assert.deepEqual(failedAfterAccept, [], describeFailures(failedAfterAccept))
+  // What failed never reached a worker: refused once the listener closed, or reset while still in
+  // the kernel's accept queue at that instant. Never a 5xx, a truncated body or a hang.
+  const unexpected = result.failures.filter((f) => !['ECONNREFUSED', 'ECONNRESET', 'UND_ERR_SOCKET'].includes(f.error ?? ''))
+  assert.deepEqual(unexpected, [], describeFailures(unexpected))
+  assert.equal(relay.logs.lines.filter((line) => line.msg === 'shutdown complete').length, 2)
+})
+
+test('a connection accepted before the listener closed is served, even when its request arrives after', async (t) => {
+  const upstream = await startUpstream()
+  t.after(() => upstream.close())
+  const relay = await spawnRelay({ UPSTREAM_URL: upstream.url, RELAY_SHUTDOWN_DELAY_SECONDS: '0' })
+  t.after(() => relay.stop())
+  const socket = connect(relay.port, '127.0.0.1')
+  await once(socket, 'connect')
+  await sleep(100) // accepted by the relay, nothing sent yet
+  relay.child.kill('SIGTERM')
+  await relay.logs.waitFor((line) => line.msg === 'shutdown requested: draining')
+  await sleep(100) // the listener is closed by now
+  await assert.rejects(fetch(`${relay.url}/livez`), 'new connections are refused')
+  socket.write('GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n')
+  const res = await readUntilClose(socket, 5000)
+  assert.equal(res.statusCode, 200)
+  assert.equal(res.headers.connection, 'close')
+  assert.equal(res.complete, true)
+  assert.equal((await exitWithin(relay, 5000)).code, 0)
+})
+
+test('a second SIGTERM exits at once', async (t) => {
+  const upstream = await startUpstream()
+  t.after(() => upstream.close())
+  const relay = await spawnRelay({ UPSTREAM_URL: upstream.url, RELAY_SHUTDOWN_DELAY_SECONDS: '30', RELAY_SHUTDOWN_TIMEOUT_SECONDS: '30' })
+  t.after(() => relay.stop())
+  relay.child.kill('SIGTERM')
+  await relay.logs.waitFor((line) => line.msg === 'shutdown requested: draining')
+  relay.child.kill('SIGTERM')
+  const { code, elapsed } = await exitWithin(relay, 3000)
+  assert.notEqual(code, 0)
+  assert.ok(elapsed < 3000)
+  assert.ok(relay.logs.find((line) => line.msg === 'second signal: exiting now'))
+})
+
+test('a second SIGTERM to a cluster primary stops the workers at once', async (t) => {
+  const upstream = await startUpstream()
+  t.after(() => upstream.close())
+  const relay = await spawnRelay({ UPSTREAM_URL: upstream.url, RELAY_WORKERS: '2', RELAY_SHUTDOWN_DELAY_SECONDS: '30' }, { ready: 2 })
+  t.after(() => relay.stop())
+  const workers = relay.logs.lines.filter((line) => line.msg === 'relay ready').map((line) => Number(line.pid))
+  relay.child.kill('SIGTERM')
+  await waitFor(() => relay.logs.lines.filter((line) => line.msg === 'shutdown requested: draining').length === 2, 5000, 'both workers draining')
+  relay.child.kill('SIGTERM')
+  const { code } = await exitWithin(relay, 3000)
+  assert.notEqual(code, 0)
+  await waitFor(() => workers.every((pid) => { try { process.kill(pid, 0); return false } catch { return true } }), 3000, 'the workers to be gone')
+})
+
+test('in-flight requests that outlive the shutdown timeout are cut, and the process still exits', async (t) => {
+  const upstream = await startUpstream()
+  t.after(() => upstream.close())
+  const relay = await spawnRelay({ UPSTREAM_URL: upstream.url, RELAY_SHUTDOWN_DELAY_SECONDS: '0.2', RELAY_SHUTDOWN_TIMEOUT_SECONDS: '0.5' })
+  t.after(() => relay.stop())
+  const stream = await openStream(`${relay.url}/stream?tokens=1000&interval=50`)
+  await waitFor(() => stream.events.length > 0, 5000, 'the first event')
+  relay.child.kill('SIGTERM')
+  const { code, elapsed } = await exitWithin(relay, 5000)
+  assert.equal(code, 0)
+  assert.ok(elapsed >= 600, `exited after ${elapsed} ms, before delay + timeout`)
+  const { complete } = await stream.done
+  assert.equal(complete, false)
+  assert.ok(relay.logs.find((line) => line.msg === 'shutdown timeout reached: closing the remaining connections'))
+})

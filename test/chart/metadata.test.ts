@@ -115,3 +115,29 @@ describe('values.schema.json', () => {
     check(values, schema, '')
   })
 })
+
+describe('docs/kubernetes.md', () => {
+  const guide = readFileSync(join(REPO_ROOT, 'docs', 'kubernetes.md'), 'utf8')
+
+  it('has the install command, the DNS check and the GPU host start command of the issue', () => {
+    assert.ok(guide.includes('helm upgrade --install relay ./charts/tokenplace-relay --namespace tokenplace --create-namespace --set image.repository=ghcr.io/your-org/tokenplace-relay --set image.tag=sha-<shortsha>'))
+    assert.match(guide, /kubectl run -n tokenplace dns-test --rm -it --image=\S+ --restart=Never --command -- nslookup gpu-server/)
+    assert.ok(guide.includes('python server.py --host 0.0.0.0 --port 5010'))
+  })
+
+  it('covers the modes, the Windows host and the troubleshooting topics', () => {
+    for (const topic of ['ExternalName', 'headless', 'Python 3.11', 'Firewall', 'DNS record', 'Task Scheduler', 'NSSM', 'Readiness probe failing', 'NetworkPolicy blocking', 'TLS issues']) {
+      assert.ok(guide.includes(topic), topic)
+    }
+  })
+
+  it('names only values that exist in values.yaml', () => {
+    const rows = valueRows(valuesYaml, schema).map((r) => r.key)
+    const known = (key: string): boolean => rows.some((row) => key === row || key.startsWith(`${row}.`) || row.startsWith(`${key}.`))
+    const mentioned = [...guide.matchAll(/`((?:image|relay|upstream|gpuExternalName|service|ingress|networkPolicy|metrics|autoscaling|podDisruptionBudget|startupProbe|livenessProbe|readinessProbe|serviceAccount)\.[A-Za-z.]+)(?=[`=,\s])/g)]
+      .map((m) => (m[1] as string).replace(/\.$/, ''))
+      .filter((key) => !/\.(com|org|net|place)$/.test(key)) // host names such as relay.example.com
+    assert.ok(mentioned.length > 10)
+    for (const key of mentioned) assert.ok(known(key), `docs/kubernetes.md mentions ${key}, which values.yaml lacks`)
+  })
+})

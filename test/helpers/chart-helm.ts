@@ -1,6 +1,7 @@
 // Runs Helm (through scripts/helm) against charts/tokenplace-relay and parses what it renders.
 // No cluster is involved: `helm template`, `helm lint` and `helm install --dry-run=client` work offline.
 import { execFile } from 'node:child_process'
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -144,13 +145,33 @@ export async function renderError (values: object = {}, options: RenderOptions =
   return result.stderr
 }
 
-/** NOTES.txt as `helm install --dry-run=client` prints it (helm template does not render notes). */
+let notesChart: string | undefined
+
+/**
+ * A copy of the chart whose NOTES.txt is wrapped into an ordinary template, so `helm template` renders
+ * it: Helm 3's `helm install --dry-run=client` still wants a cluster, and notes must be testable without.
+ */
+function notesChartDir (): string {
+  if (notesChart === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), 'tokenplace-notes-'))
+    process.on('exit', () => { rmSync(dir, { recursive: true, force: true }) })
+    cpSync(CHART_DIR, dir, { recursive: true })
+    const notes = join(dir, 'templates', 'NOTES.txt')
+    writeFileSync(join(dir, 'templates', '_notes-under-test.tpl'), `{{- define "notes-under-test" -}}\n${readFileSync(notes, 'utf8')}{{- end }}\n`)
+    writeFileSync(join(dir, 'templates', 'notes-under-test.yaml'), 'notes: {{ include "notes-under-test" . | toJson }}\n')
+    rmSync(notes)
+    notesChart = dir
+  }
+  return notesChart
+}
+
+/** NOTES.txt as Helm prints it after an install, rendered without a cluster. */
 export async function renderNotes (values: object = {}, args: string[] = []): Promise<string> {
-  const result = await helm(['install', RELEASE, CHART_DIR, '--namespace', NAMESPACE, '--dry-run=client', '-f', '-', ...args], JSON.stringify(values))
-  if (result.code !== 0) throw new Error(`helm install --dry-run=client failed:\n${result.stderr}`)
-  const at = result.stdout.indexOf('\nNOTES:\n')
-  if (at === -1) throw new Error(`no NOTES in helm install --dry-run=client output:\n${result.stdout}`)
-  return result.stdout.slice(at + '\nNOTES:\n'.length)
+  const result = await helm(['template', RELEASE, notesChartDir(), '--namespace', NAMESPACE, '-f', '-', ...args, '--show-only', 'templates/notes-under-test.yaml'], JSON.stringify(values))
+  if (result.code !== 0) throw new Error(`rendering NOTES.txt failed:\n${result.stderr}`)
+  const [doc] = parseObjects(result.stdout) as unknown as Array<{ notes: string }>
+  if (typeof doc?.notes !== 'string') throw new Error(`no notes rendered:\n${result.stdout}`)
+  return doc.notes
 }
 
 export function parseObjects (text: string): K8sObject[] {

@@ -326,7 +326,7 @@ describe('GPU Service modes', { concurrency: true }, () => {
     const r = await render({ gpuExternalName: { headless: { enabled: true, endpoints: ['192.168.1.50', '192.168.1.51'] } } })
     const svc = gpuService(r)
     assert.equal(svc.spec.clusterIP, 'None')
-    assert.equal(svc.spec.type, undefined)
+    assert.equal(svc.spec.type, 'ClusterIP')
     assert.equal(svc.spec.externalName, undefined)
     assert.equal(svc.spec.selector, undefined)
     assert.deepEqual(svc.spec.ports, [{ name: 'http', port: 5010, targetPort: 5010, protocol: 'TCP' }])

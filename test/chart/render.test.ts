@@ -1,13 +1,24 @@
 // `helm template` for the matrix of issue 3, with assertions that every value lands where it should.
+// The last test checks that every documented value is set to a non-default value by some test here.
 import { describe, it, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse as parseYaml } from 'yaml'
+import { isDeepStrictEqual } from 'node:util'
 import {
-  CHART_DIR, ISSUE_INSTALL_SET_ARGS, NAMESPACE, RELEASE, render, selects, type K8sObject, type Rendered
+  CHART_DIR, ISSUE_INSTALL_SET_ARGS, NAMESPACE, RELEASE, render as renderChart, selects, type K8sObject, type RenderOptions, type Rendered
 } from '../helpers/chart-helm.js'
 import { DIGEST, REAL_VALUES } from '../helpers/chart-cases.js'
+import { valueRows } from '../../scripts/chart-readme.js'
+
+// Every value set rendered in this file, so the last test can check that each documented value was
+// given a non-default value (and so has assertions on where it lands) somewhere above.
+const renderedValues: object[] = []
+async function render (values: object = {}, options?: RenderOptions): Promise<Rendered> {
+  renderedValues.push(values)
+  return await renderChart(values, options)
+}
 
 const chart = parseYaml(readFileSync(join(CHART_DIR, 'Chart.yaml'), 'utf8')) as { version: string, appVersion: string }
 const FULLNAME = `${RELEASE}-tokenplace-relay`
@@ -506,6 +517,11 @@ describe('scaling', { concurrency: true }, () => {
     assert.equal(r.has('HorizontalPodAutoscaler'), false)
   })
 
+  it('podDisruptionBudget.maxUnavailable takes a percentage', async () => {
+    const r = await render({ replicaCount: 4, podDisruptionBudget: { maxUnavailable: '25%' } })
+    assert.equal(r.one('PodDisruptionBudget').spec.maxUnavailable, '25%')
+  })
+
   it('one replica renders no PDB, and podDisruptionBudget.enabled=false none either', async () => {
     const [one, disabled] = await Promise.all([render({ replicaCount: 1 }), render({ replicaCount: 3, podDisruptionBudget: { enabled: false } })])
     assert.equal(one.has('PodDisruptionBudget'), false)
@@ -614,5 +630,23 @@ describe('scheduling, metadata and names', { concurrency: true }, () => {
     const r = await render(REAL_VALUES)
     const text = JSON.stringify(r.objects)
     assert.doesNotMatch(text, /example\.com|203\.0\.113\./)
+  })
+})
+
+describe('coverage of this file', () => {
+  it('sets every value of the chart README (values.yaml) to a non-default value in some test above', () => {
+    const valuesYaml = readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8')
+    const schema = JSON.parse(readFileSync(join(CHART_DIR, 'values.schema.json'), 'utf8'))
+    const defaults = parseYaml(valuesYaml)
+    const at = (node: unknown, path: string[]): unknown => path.reduce<unknown>((n, key) => (n !== null && typeof n === 'object' && key in n) ? (n as Record<string, unknown>)[key] : undefined, node)
+    const untested = valueRows(valuesYaml, schema).map((row) => row.key).filter((key) => {
+      const path = key.split('.')
+      const fallback = at(defaults, path)
+      return !renderedValues.some((values) => {
+        const value = at(values, path)
+        return value !== undefined && !isDeepStrictEqual(value, fallback)
+      })
+    })
+    assert.deepEqual(untested, [], 'values no test in this file sets')
   })
 })

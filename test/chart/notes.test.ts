@@ -37,6 +37,17 @@ describe('NOTES.txt', { concurrency: true }, () => {
     assert.ok(notes.includes(`kubectl -n ${NAMESPACE} port-forward svc/${RELEASE}-tokenplace-relay 8080:5010`))
     assert.ok(notes.includes(`kubectl run -n ${NAMESPACE} dns-test --rm -it --image=ghcr.io/tokenplace/tokenplace-relay:sha-abc1234 --restart=Never --command -- nslookup gpu-server`))
     assert.ok(notes.includes(`helm test ${RELEASE} -n ${NAMESPACE}`))
+    assert.match(notes, /\/metrics is served on the same port, so anyone can read it through the Ingress/)
+  })
+
+  it('does not warn about an open /metrics once a token is set or without an Ingress', async () => {
+    const [token, noIngress] = await Promise.all([
+      renderNotes({ ...REAL_VALUES, relay: { metricsToken: { existingSecret: 'relay-metrics' } } }),
+      renderNotes({ ...REAL_VALUES, ingress: { enabled: false } })
+    ])
+    assert.doesNotMatch(token, /anyone can read it/)
+    assert.doesNotMatch(noIngress, /anyone can read it/)
+    assert.doesNotMatch(noIngress, /https:\/\//)
   })
 
   it('uses the pinned image and the GPU Service name in the DNS check', async () => {

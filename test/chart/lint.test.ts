@@ -1,8 +1,10 @@
 // Helm itself (through scripts/helm) and `helm lint --strict` on the defaults and each example.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { CHART_DIR, ISSUE_INSTALL_SET_ARGS, helm } from '../helpers/chart-helm.js'
+import { parse as parseYaml } from 'yaml'
+import { CHART_DIR, ISSUE_INSTALL_SET_ARGS, REPO_ROOT, helm, render } from '../helpers/chart-helm.js'
 import { EXAMPLE_FILES } from '../helpers/chart-cases.js'
 
 describe('scripts/helm', () => {
@@ -13,8 +15,8 @@ describe('scripts/helm', () => {
   })
 })
 
-async function lint (args: string[]): Promise<void> {
-  const result = await helm(['lint', '--strict', CHART_DIR, ...args])
+async function lint (args: string[], stdin?: string): Promise<void> {
+  const result = await helm(['lint', '--strict', CHART_DIR, ...args], stdin)
   assert.equal(result.code, 0, `helm lint --strict ${args.join(' ')} failed:\n${result.stdout}\n${result.stderr}`)
   assert.match(result.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/)
   assert.doesNotMatch(result.stdout, /\[(WARNING|ERROR)\]/)
@@ -38,4 +40,15 @@ describe('helm lint --strict', { concurrency: true }, () => {
       await lint(['-f', join(CHART_DIR, 'examples', file)])
     })
   }
+
+  it('passes on the values files shown in docs/kubernetes.md, which render without placeholders', async () => {
+    const guide = readFileSync(join(REPO_ROOT, 'docs', 'kubernetes.md'), 'utf8')
+    const blocks = [...guide.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] as string)
+    assert.ok(blocks.length > 0)
+    for (const block of blocks) {
+      await lint(['-f', '-'], block)
+      const r = await render(parseYaml(block))
+      assert.doesNotMatch(JSON.stringify(r.objects), /example\.com|203\.0\.113\./)
+    }
+  })
 })

@@ -115,7 +115,17 @@ describe('env vars: chart vs relay config', { concurrency: true }, () => {
     assert.equal(values.relay.port, values.gpuExternalName.port, 'relay and GPU server both default to 5010')
   })
 
-  it('values.schema.json bounds for relay.* equal the relay\'s own bounds', () => {
+  it('values.schema.json accepts no relay.* number the relay would refuse', () => {
+    // The chart may be stricter (a Kubernetes port can't be 0), never looser.
+    interface Bounds { type: string, minimum?: number, maximum?: number, exclusiveMinimum?: number }
+    const within = (label: string, chart: Bounds, relay: Bounds): void => {
+      assert.ok(chart.type === relay.type || (chart.type === 'integer' && relay.type === 'number'), `${label}: type ${chart.type} vs ${relay.type}`)
+      const lower = (b: Bounds): [number, boolean] => b.exclusiveMinimum !== undefined ? [b.exclusiveMinimum, true] : [b.minimum ?? -Infinity, false]
+      const [chartLow, chartExclusive] = lower(chart)
+      const [relayLow, relayExclusive] = lower(relay)
+      assert.ok(chartLow > relayLow || (chartLow === relayLow && (chartExclusive || !relayExclusive)), `${label}: lower bound ${chartLow} is below the relay's ${relayLow}`)
+      assert.ok(chart.maximum !== undefined && relay.maximum !== undefined && chart.maximum <= relay.maximum, `${label}: maximum ${chart.maximum} above the relay's ${relay.maximum}`)
+    }
     const pairs: Array<[string, VariableName]> = [
       ['workers', 'RELAY_WORKERS'],
       ['upstreamTimeoutSeconds', 'RELAY_UPSTREAM_TIMEOUT_SECONDS'],
@@ -123,18 +133,18 @@ describe('env vars: chart vs relay config', { concurrency: true }, () => {
       ['shutdownDelaySeconds', 'RELAY_SHUTDOWN_DELAY_SECONDS'],
       ['shutdownTimeoutSeconds', 'RELAY_SHUTDOWN_TIMEOUT_SECONDS']
     ]
-    for (const [value, name] of pairs) {
-      const relay = VARIABLES[name].schema as Record<string, unknown>
-      const chart = relaySchema[value]
-      assert.equal(chart.type, relay.type, `${value} type`)
-      for (const bound of ['minimum', 'maximum', 'exclusiveMinimum']) {
-        assert.equal(chart[bound], relay[bound], `relay.${value} ${bound} vs ${name}`)
-      }
-    }
-    const port = schema.definitions.port
-    const relayPort = VARIABLES.RELAY_PORT.schema
-    assert.deepEqual([port.type, port.minimum, port.maximum], [relayPort.type, relayPort.minimum, relayPort.maximum])
+    for (const [value, name] of pairs) within(`relay.${value}`, relaySchema[value], VARIABLES[name].schema as Bounds)
     assert.equal(relaySchema.port.$ref, '#/definitions/port')
+    within('relay.port', schema.definitions.port, VARIABLES.RELAY_PORT.schema as Bounds)
+    // And the extremes the chart accepts really load.
+    loadConfig({
+      RELAY_PORT: String(schema.definitions.port.maximum),
+      RELAY_WORKERS: String(relaySchema.workers.maximum),
+      RELAY_BODY_LIMIT_BYTES: String(relaySchema.bodyLimitBytes.maximum),
+      RELAY_UPSTREAM_TIMEOUT_SECONDS: String(relaySchema.upstreamTimeoutSeconds.maximum),
+      RELAY_SHUTDOWN_DELAY_SECONDS: String(relaySchema.shutdownDelaySeconds.maximum),
+      RELAY_SHUTDOWN_TIMEOUT_SECONDS: String(relaySchema.shutdownTimeoutSeconds.minimum)
+    })
   })
 
   it('relay.logLevel accepts exactly the relay\'s level names, in upper and lower case', () => {

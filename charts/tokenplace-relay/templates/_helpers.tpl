@@ -1,0 +1,187 @@
+{{/* Names ------------------------------------------------------------------------------------- */}}
+
+{{- define "tokenplace-relay.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name of the relay's objects: 63 characters at most (DNS label). */}}
+{{- define "tokenplace-relay.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "tokenplace-relay.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "tokenplace-relay.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "tokenplace-relay.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Labels (Kubernetes recommended labels) ---------------------------------------------------------
+  Every object gets the common labels; each kind of object adds its own app.kubernetes.io/component:
+  relay (the Deployment, its pods, its Service: what the ServiceMonitor selects), gpu-upstream (the GPU
+  Service and its endpoints, never selected by the ServiceMonitor) and test (the helm test pod, which the
+  Deployment's selector must never adopt). */}}
+
+{{- define "tokenplace-relay.commonLabels" -}}
+helm.sh/chart: {{ include "tokenplace-relay.chart" . }}
+app.kubernetes.io/name: {{ include "tokenplace-relay.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ include "tokenplace-relay.versionLabel" . | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: tokenplace
+{{- end }}
+
+{{/* The image tag when one is set (e.g. sha-1a2b3c4), else appVersion, cut to a valid label value. */}}
+{{- define "tokenplace-relay.versionLabel" -}}
+{{- default .Chart.AppVersion .Values.image.tag | trunc 63 | trimSuffix "-" | trimSuffix "." | trimSuffix "_" }}
+{{- end }}
+
+{{- define "tokenplace-relay.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tokenplace-relay.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: relay
+{{- end }}
+
+{{- define "tokenplace-relay.labels" -}}
+{{ include "tokenplace-relay.commonLabels" . }}
+app.kubernetes.io/component: relay
+{{- end }}
+
+{{- define "tokenplace-relay.gpuLabels" -}}
+{{ include "tokenplace-relay.commonLabels" . }}
+app.kubernetes.io/component: gpu-upstream
+{{- end }}
+
+{{- define "tokenplace-relay.testLabels" -}}
+{{ include "tokenplace-relay.commonLabels" . }}
+app.kubernetes.io/component: test
+{{- end }}
+
+{{/* Image ------------------------------------------------------------------------------------- */}}
+
+{{/* repository@sha256:… when a digest is set, else repository:tag (tag defaults to appVersion). */}}
+{{- define "tokenplace-relay.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* Numbers ------------------------------------------------------------------------------------
+  Helm reads numbers from values files as float64, which print as 1.048576e+07: the relay refuses that.
+  "tokenplace-relay.integer" prints a plain integer; "tokenplace-relay.decimal" prints a plain decimal
+  with at most three fractional digits and no trailing zeros (300, 2.5, 0.25). */}}
+
+{{- define "tokenplace-relay.integer" -}}
+{{- printf "%d" (int64 .) }}
+{{- end }}
+
+{{- define "tokenplace-relay.decimal" -}}
+{{- regexReplaceAll "\\.?0+$" (printf "%.3f" (float64 .)) "" }}
+{{- end }}
+
+{{/* Seconds of grace the kubelet gives the pod after SIGTERM: the relay's delay + drain + 10 s margin,
+  unless terminationGracePeriodSeconds is set (validated to exceed delay + drain). */}}
+{{- define "tokenplace-relay.terminationGracePeriodSeconds" -}}
+{{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
+{{- $drain := addf (float64 .Values.relay.shutdownDelaySeconds) (float64 .Values.relay.shutdownTimeoutSeconds) }}
+{{- printf "%d" (add (int64 (ceil $drain)) 10) }}
+{{- else }}
+{{- printf "%d" (int64 .Values.terminationGracePeriodSeconds) }}
+{{- end }}
+{{- end }}
+
+{{/* Upstream ----------------------------------------------------------------------------------- */}}
+
+{{/* Host of upstream.url, without port or brackets. */}}
+{{- define "tokenplace-relay.upstreamHost" -}}
+{{- $u := urlParse .Values.upstream.url }}
+{{- regexReplaceAll "^\\[(.*)\\]$" (regexReplaceAll "(:[0-9]*)$" $u.host "") "${1}" }}
+{{- end }}
+
+{{/* Port of upstream.url: explicit, or 80/443 from the scheme. */}}
+{{- define "tokenplace-relay.upstreamPort" -}}
+{{- $u := urlParse .Values.upstream.url }}
+{{- $port := regexFind ":[0-9]+$" $u.host | trimPrefix ":" }}
+{{- if $port }}{{ $port }}{{ else if eq $u.scheme "https" }}443{{ else }}80{{ end }}
+{{- end }}
+
+{{/* Whether the headless GPU Service (with fixed endpoint IPs) is rendered: "true" or "". */}}
+{{- define "tokenplace-relay.headless" -}}
+{{- if and .Values.gpuExternalName.enabled .Values.gpuExternalName.headless.enabled }}true{{ end }}
+{{- end }}
+
+{{/* The IPv4 endpoints of the GPU host in headless mode, without duplicates, as a JSON list. */}}
+{{- define "tokenplace-relay.headlessEndpoints" -}}
+{{- if include "tokenplace-relay.headless" . }}
+{{- .Values.gpuExternalName.headless.endpoints | uniq | toJson }}
+{{- else }}[]{{ end }}
+{{- end }}
+
+{{/* Pod selector of the chart's helm test pod (admitted by the NetworkPolicy). */}}
+{{- define "tokenplace-relay.testSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "tokenplace-relay.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: test
+{{- end }}
+
+{{/* Placeholders still in use, as a list of lines for NOTES.txt. */}}
+{{- define "tokenplace-relay.placeholders" -}}
+{{- $doc := list "192.0.2." "198.51.100." "203.0.113." }}
+{{- $lines := list }}
+{{- $exampleHost := "(^|\\.)example\\.(com|net|org)$|\\.(example|invalid|test)$" }}
+{{- if and .Values.gpuExternalName.enabled (not .Values.gpuExternalName.headless.enabled) (regexMatch $exampleHost .Values.gpuExternalName.host) }}
+{{- $lines = append $lines (printf "gpuExternalName.host=%s is an example name: set it to your GPU host's DNS name." .Values.gpuExternalName.host) }}
+{{- end }}
+{{- if include "tokenplace-relay.headless" . }}
+{{- range .Values.gpuExternalName.headless.endpoints }}
+{{- $ip := . }}
+{{- range $doc }}{{ if hasPrefix . $ip }}
+{{- $lines = append $lines (printf "gpuExternalName.headless.endpoints has %s, a documentation address: set your GPU host's IP." $ip) }}
+{{- end }}{{ end }}
+{{- end }}
+{{- end }}
+{{- if .Values.networkPolicy.enabled }}
+{{- range .Values.networkPolicy.egressCidrs }}
+{{- $cidr := . }}
+{{- range $doc }}{{ if hasPrefix . $cidr }}
+{{- if include "tokenplace-relay.headless" $ }}
+{{- $lines = append $lines (printf "networkPolicy.egressCidrs has %s, a documentation range (headless mode already allows the endpoint IPs: remove it)." $cidr) }}
+{{- else }}
+{{- $lines = append $lines (printf "networkPolicy.egressCidrs has %s, a documentation range: set your GPU host's IP, e.g. 192.168.1.50/32." $cidr) }}
+{{- end }}
+{{- end }}{{ end }}
+{{- end }}
+{{- end }}
+{{- if .Values.ingress.enabled }}
+{{- range .Values.ingress.hosts }}
+{{- if regexMatch $exampleHost .host }}
+{{- $lines = append $lines (printf "ingress host %s is an example name: set ingress.hosts and ingress.tls to your domain." .host) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if contains "your-org" .Values.image.repository }}
+{{- $lines = append $lines (printf "image.repository=%s still names the example organisation." .Values.image.repository) }}
+{{- end }}
+{{- toJson $lines }}
+{{- end }}
+
+{{/* An integer, or a percentage string such as "50%" (PodDisruptionBudget). */}}
+{{- define "tokenplace-relay.intOrPercent" -}}
+{{- if kindIs "string" . }}{{ . | quote }}{{ else }}{{ int64 . }}{{ end }}
+{{- end }}

@@ -1,0 +1,141 @@
+{{/*
+Checks that values.schema.json can't express (relations between values, IP ranges) and fails the
+install with a message that names the value and says what to set instead. Included once, from
+deployment.yaml. Types, formats and unknown keys are refused earlier by values.schema.json.
+*/}}
+{{- define "tokenplace-relay.validate" -}}
+{{- $ipv4 := "^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$" }}
+{{- $gpu := .Values.gpuExternalName }}
+
+{{- /* GPU Service ------------------------------------------------------------------------------ */}}
+{{- if $gpu.enabled }}
+{{- if $gpu.headless.enabled }}
+{{- if not $gpu.headless.endpoints }}
+{{- fail "gpuExternalName.headless.enabled=true needs the GPU host's IPv4 address(es) in gpuExternalName.headless.endpoints, e.g. --set gpuExternalName.headless.endpoints={192.168.1.50}" }}
+{{- end }}
+{{- range $gpu.headless.endpoints }}
+{{- if not (regexMatch $ipv4 (toString .)) }}
+{{- fail (printf "gpuExternalName.headless.endpoints: %q is not an IPv4 address (write it like 192.168.1.50, without a prefix length or port)" (toString .)) }}
+{{- end }}
+{{- if regexMatch "^(0\\.|127\\.|169\\.254\\.|22[4-9]\\.|2[3-5][0-9]\\.)" . }}
+{{- fail (printf "gpuExternalName.headless.endpoints: %s is an unspecified, loopback, link-local, multicast or reserved address, which Kubernetes refuses as an endpoint: use the GPU host's LAN or public IPv4 address" .) }}
+{{- end }}
+{{- end }}
+{{- else }}
+{{- if not $gpu.host }}
+{{- fail "gpuExternalName.host is empty: set it to the DNS name of the GPU host (e.g. gpu-box.lan.example.org), or use headless mode with an IP (gpuExternalName.headless.enabled=true, gpuExternalName.headless.endpoints={192.168.1.50})" }}
+{{- end }}
+{{- end }}
+{{- if or (regexMatch $ipv4 $gpu.host) (contains ":" $gpu.host) }}
+{{- fail (printf "gpuExternalName.host=%s is an IP address, but an ExternalName Service can only carry a DNS name: set gpuExternalName.host to the GPU host's DNS name, or pin the IP with --set gpuExternalName.headless.enabled=true --set gpuExternalName.headless.endpoints={%s}" $gpu.host $gpu.host) }}
+{{- end }}
+
+{{- /* upstream.url must reach the GPU Service the chart creates, on its port. */}}
+{{- $host := include "tokenplace-relay.upstreamHost" . }}
+{{- $port := include "tokenplace-relay.upstreamPort" . }}
+{{- $names := list $gpu.name (printf "%s.%s" $gpu.name .Release.Namespace) (printf "%s.%s.svc" $gpu.name .Release.Namespace) }}
+{{- if not (or (has $host $names) (hasPrefix (printf "%s.%s.svc." $gpu.name .Release.Namespace) $host)) }}
+{{- fail (printf "upstream.url=%s does not point at the GPU Service this chart creates (%s): set upstream.url=http://%s:%d, or set gpuExternalName.enabled=false if the relay reaches the GPU host directly" .Values.upstream.url $gpu.name $gpu.name (int64 $gpu.port)) }}
+{{- end }}
+{{- if ne (int64 $port) (int64 $gpu.port) }}
+{{- fail (printf "upstream.url=%s uses port %s but gpuExternalName.port is %d: the relay would dial a port the GPU host does not listen on; make them the same" .Values.upstream.url $port (int64 $gpu.port)) }}
+{{- end }}
+{{- end }}
+
+{{- /* NetworkPolicy ---------------------------------------------------------------------------- */}}
+{{- if .Values.networkPolicy.enabled }}
+{{- range .Values.networkPolicy.egressCidrs }}
+{{- if regexMatch "/0$" . }}
+{{- fail (printf "networkPolicy.egressCidrs: %s would allow egress to the whole Internet; list only the GPU host, e.g. 192.168.1.50/32 (or set networkPolicy.enabled=false)" .) }}
+{{- end }}
+{{- end }}
+{{- if not (or .Values.networkPolicy.egressCidrs (include "tokenplace-relay.headless" .) .Values.networkPolicy.extraEgress) }}
+{{- fail "networkPolicy.enabled=true but nothing lets the relay reach the GPU host: set networkPolicy.egressCidrs to its IP (e.g. {192.168.1.50/32}), use headless mode (its endpoint IPs are allowed automatically), or set networkPolicy.enabled=false" }}
+{{- end }}
+{{- end }}
+
+{{- /* relay.trustProxy ------------------------------------------------------------------------- */}}
+{{- range .Values.relay.trustProxy }}
+{{- if regexMatch "/0+$" . }}
+{{- fail (printf "relay.trustProxy: %s would trust every client's X-Forwarded-For; list only your proxies, e.g. 10.42.0.0/16 for Traefik on k3s" .) }}
+{{- end }}
+{{- end }}
+
+{{- /* Ingress ---------------------------------------------------------------------------------- */}}
+{{- if .Values.ingress.enabled }}
+{{- if not .Values.ingress.hosts }}
+{{- fail "ingress.enabled=true but ingress.hosts is empty: add a host (e.g. relay.your-domain.org) or set ingress.enabled=false" }}
+{{- end }}
+{{- if not .Values.ingress.tls }}
+{{- fail "ingress.enabled=true without ingress.tls: the relay would be served over plain HTTP. Add ingress.tls (secretName + hosts; cert-manager issues the certificate) or set ingress.enabled=false" }}
+{{- end }}
+{{- $tlsHosts := list }}
+{{- range .Values.ingress.tls }}{{ $tlsHosts = concat $tlsHosts .hosts }}{{ end }}
+{{- range .Values.ingress.hosts }}
+{{- if not (has .host $tlsHosts) }}
+{{- fail (printf "ingress host %s is not listed in any ingress.tls[].hosts: it would be served without TLS; add it to ingress.tls" .host) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- /* Shutdown and grace period ---------------------------------------------------------------- */}}
+{{- $drain := addf (float64 .Values.relay.shutdownDelaySeconds) (float64 .Values.relay.shutdownTimeoutSeconds) }}
+{{- if not (kindIs "invalid" .Values.terminationGracePeriodSeconds) }}
+{{- if le (float64 .Values.terminationGracePeriodSeconds) $drain }}
+{{- fail (printf "terminationGracePeriodSeconds=%d must exceed relay.shutdownDelaySeconds + relay.shutdownTimeoutSeconds (%s), or the kubelet kills the relay while it drains; raise it or leave it null to have it computed" (int64 .Values.terminationGracePeriodSeconds) (include "tokenplace-relay.decimal" $drain)) }}
+{{- end }}
+{{- end }}
+
+{{- /* Scaling ---------------------------------------------------------------------------------- */}}
+{{- if .Values.autoscaling.enabled }}
+{{- if gt (int64 .Values.autoscaling.minReplicas) (int64 .Values.autoscaling.maxReplicas) }}
+{{- fail (printf "autoscaling.minReplicas=%d is greater than autoscaling.maxReplicas=%d" (int64 .Values.autoscaling.minReplicas) (int64 .Values.autoscaling.maxReplicas)) }}
+{{- end }}
+{{- if and (kindIs "invalid" .Values.autoscaling.targetCPUUtilizationPercentage) (kindIs "invalid" .Values.autoscaling.targetMemoryUtilizationPercentage) }}
+{{- fail "autoscaling.enabled=true needs autoscaling.targetCPUUtilizationPercentage or autoscaling.targetMemoryUtilizationPercentage" }}
+{{- end }}
+{{- end }}
+{{- if .Values.podDisruptionBudget.enabled }}
+{{- if and (kindIs "invalid" .Values.podDisruptionBudget.minAvailable) (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable) }}
+{{- fail "podDisruptionBudget.enabled=true needs podDisruptionBudget.maxUnavailable or podDisruptionBudget.minAvailable (or set podDisruptionBudget.enabled=false)" }}
+{{- end }}
+{{- end }}
+
+{{- /* Environment and labels ------------------------------------------------------------------- */}}
+{{- $managed := list "RELAY_PORT" "RELAY_WORKERS" "RELAY_LOG_LEVEL" "UPSTREAM_URL" "RELAY_UPSTREAM_TIMEOUT_SECONDS" "RELAY_BODY_LIMIT_BYTES" "RELAY_SHUTDOWN_DELAY_SECONDS" "RELAY_SHUTDOWN_TIMEOUT_SECONDS" "RELAY_TRUST_PROXY" "RELAY_METRICS_TOKEN" }}
+{{- $seen := list }}
+{{- range .Values.extraEnv }}
+{{- if has .name $managed }}
+{{- fail (printf "extraEnv sets %s, which the chart sets from its values (see the chart's README): set that value instead" .name) }}
+{{- end }}
+{{- if has .name $seen }}
+{{- fail (printf "extraEnv sets %s twice" .name) }}
+{{- end }}
+{{- $seen = append $seen .name }}
+{{- end }}
+{{- range $key, $_ := include "tokenplace-relay.selectorLabels" . | fromYaml }}
+{{- if hasKey $.Values.podLabels $key }}
+{{- fail (printf "podLabels may not set %s: the chart uses it to select the relay's pods" $key) }}
+{{- end }}
+{{- end }}
+
+{{- /* ServiceMonitor --------------------------------------------------------------------------- */}}
+{{- if .Values.metrics.serviceMonitor.enabled }}
+{{- $interval := include "tokenplace-relay.durationMs" .Values.metrics.serviceMonitor.interval | int64 }}
+{{- $timeout := include "tokenplace-relay.durationMs" .Values.metrics.serviceMonitor.scrapeTimeout | int64 }}
+{{- if gt $timeout $interval }}
+{{- fail (printf "metrics.serviceMonitor.scrapeTimeout=%s is longer than metrics.serviceMonitor.interval=%s; Prometheus refuses that" .Values.metrics.serviceMonitor.scrapeTimeout .Values.metrics.serviceMonitor.interval) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* A Prometheus duration (e.g. 1m30s, 500ms) in milliseconds; the schema guarantees the shape. */}}
+{{- define "tokenplace-relay.durationMs" -}}
+{{- $ms := 0 }}
+{{- $units := dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000 "d" 86400000 "w" 604800000 "y" 31536000000 }}
+{{- range regexFindAll "[0-9]+(ms|s|m|h|d|w|y)" . -1 }}
+{{- $unit := regexFind "[a-z]+$" . }}
+{{- $ms = add $ms (mul (trimSuffix $unit . | int64) (get $units $unit)) }}
+{{- end }}
+{{- $ms }}
+{{- end }}

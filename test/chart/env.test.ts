@@ -1,0 +1,171 @@
+// The env vars the chart sets and the values it accepts must match what the relay's config accepts.
+// Both sides are read from their sources (src/config.ts, values.yaml, values.schema.json, the rendered
+// Deployment), so neither can drift from the other unnoticed.
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parse as parseYaml } from 'yaml'
+import { VARIABLES, VARIABLE_NAMES, loadConfig, type VariableName } from '../../src/config.js'
+import { LOG_LEVEL_NAMES } from '../../src/lib/log-level.js'
+import { CHART_DIR, render, renderError, type Rendered } from '../helpers/chart-helm.js'
+import { MATRIX } from '../helpers/chart-cases.js'
+
+const SAMPLE_TOKEN = 'sample-metrics-token-0123456789'
+const values = parseYaml(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8'))
+const schema = JSON.parse(readFileSync(join(CHART_DIR, 'values.schema.json'), 'utf8'))
+const relaySchema = schema.properties.relay.properties
+
+/** The env as the relay would see it: literal values, secretKeyRef values replaced by a sample token. */
+function relayEnv (r: Rendered): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const e of r.container.env as Array<{ name: string, value?: string, valueFrom?: any }>) {
+    if (e.value !== undefined) {
+      env[e.name] = e.value
+    } else {
+      assert.ok(e.valueFrom?.secretKeyRef !== undefined, `${e.name} must be a literal or come from a Secret`)
+      env[e.name] = SAMPLE_TOKEN
+    }
+  }
+  return env
+}
+
+/** Value sets beyond the matrix, exercising every relay.* value with non-default settings. */
+const NON_DEFAULT = [
+  {
+    name: 'every relay value changed',
+    values: {
+      relay: {
+        port: 8080,
+        workers: 64,
+        logLevel: 'critical',
+        upstreamTimeoutSeconds: 0.5,
+        bodyLimitBytes: 0,
+        shutdownDelaySeconds: 0,
+        shutdownTimeoutSeconds: 3600,
+        trustProxy: ['loopback', '10.42.0.0/16', '192.168.1.1', 'fd00::/8'],
+        metricsToken: { existingSecret: 'relay-metrics', key: 'token' }
+      },
+      upstream: { url: 'https://gpu-server:5010/api/v1' },
+      extraEnv: [{ name: 'RELAY_METRICS_MAX_ENDPOINTS', value: '0' }, { name: 'RELAY_HOST', value: '::' }]
+    }
+  },
+  {
+    name: 'large and fractional numbers',
+    values: { relay: { upstreamTimeoutSeconds: 86400, bodyLimitBytes: 9007199254740991, shutdownDelaySeconds: 0.25, shutdownTimeoutSeconds: 1234.5 } }
+  },
+  // Each accepted level name is checked against loadConfig below; here one in each case goes end to end.
+  { name: 'log level WARNING', values: { relay: { logLevel: 'WARNING' } } },
+  { name: 'log level silent', values: { relay: { logLevel: 'silent' } } }
+]
+
+describe('env vars: chart vs relay config', { concurrency: true }, () => {
+  // The matrix cases that change the env (the others only add or drop objects around the Deployment).
+  const envCases = MATRIX.filter((c) => /defaults|metrics token|https upstream|everything/.test(c.name))
+  it('covers the matrix cases that change the env', () => {
+    assert.equal(envCases.length, 4)
+  })
+
+  for (const c of [...envCases, ...NON_DEFAULT]) {
+    it(`${c.name}: every env var is one the relay reads, non-empty, and loadConfig accepts them`, async () => {
+      const r = await render(c.values, 'options' in c ? c.options : undefined)
+      const env = relayEnv(r)
+      for (const [name, value] of Object.entries(env)) {
+        assert.ok((VARIABLE_NAMES as string[]).includes(name), `the chart sets ${name}, which src/config.ts does not read`)
+        assert.notEqual(value.trim(), '', `${name} is rendered empty; the relay refuses empty values`)
+      }
+      const config = loadConfig(env)
+      assert.equal(config.port, Number(env.RELAY_PORT))
+      assert.equal(config.upstream.url, env.UPSTREAM_URL?.replace(/\/$/, ''))
+      assert.equal(config.metricsToken, env.RELAY_METRICS_TOKEN === undefined ? undefined : SAMPLE_TOKEN)
+    })
+  }
+
+  it('every relay value lands in the config the relay loads', async () => {
+    const r = await render(NON_DEFAULT[0]?.values ?? {})
+    const config = loadConfig(relayEnv(r))
+    assert.equal(config.port, 8080)
+    assert.equal(config.workers, 64)
+    assert.equal(config.logLevel, 'fatal')
+    assert.equal(config.upstreamTimeoutMs, 500)
+    assert.equal(config.bodyLimitBytes, 0)
+    assert.equal(config.shutdownDelayMs, 0)
+    assert.equal(config.shutdownTimeoutMs, 3600_000)
+    assert.deepEqual(config.trustProxy, ['loopback', '10.42.0.0/16', '192.168.1.1', 'fd00::/8'])
+    assert.equal(config.metricsToken, SAMPLE_TOKEN)
+    assert.equal(config.metricsMaxEndpoints, 0)
+    assert.equal(config.host, '::')
+    assert.equal(config.upstream.url, 'https://gpu-server:5010/api/v1')
+  })
+
+  it('the chart\'s defaults are the relay\'s defaults', () => {
+    const defaults: Record<string, unknown> = {
+      RELAY_PORT: values.relay.port,
+      RELAY_WORKERS: values.relay.workers,
+      RELAY_LOG_LEVEL: values.relay.logLevel,
+      UPSTREAM_URL: values.upstream.url,
+      RELAY_UPSTREAM_TIMEOUT_SECONDS: values.relay.upstreamTimeoutSeconds,
+      RELAY_BODY_LIMIT_BYTES: values.relay.bodyLimitBytes,
+      RELAY_SHUTDOWN_DELAY_SECONDS: values.relay.shutdownDelaySeconds,
+      RELAY_SHUTDOWN_TIMEOUT_SECONDS: values.relay.shutdownTimeoutSeconds
+    }
+    for (const [name, value] of Object.entries(defaults)) {
+      assert.equal(value, (VARIABLES[name as VariableName].schema as { default?: unknown }).default, name)
+    }
+    assert.equal(values.relay.port, values.gpuExternalName.port, 'relay and GPU server both default to 5010')
+  })
+
+  it('values.schema.json accepts no relay.* number the relay would refuse', () => {
+    // The chart may be stricter (a Kubernetes port can't be 0), never looser.
+    interface Bounds { type: string, minimum?: number, maximum?: number, exclusiveMinimum?: number }
+    const within = (label: string, chart: Bounds, relay: Bounds): void => {
+      assert.ok(chart.type === relay.type || (chart.type === 'integer' && relay.type === 'number'), `${label}: type ${chart.type} vs ${relay.type}`)
+      const lower = (b: Bounds): [number, boolean] => b.exclusiveMinimum !== undefined ? [b.exclusiveMinimum, true] : [b.minimum ?? -Infinity, false]
+      const [chartLow, chartExclusive] = lower(chart)
+      const [relayLow, relayExclusive] = lower(relay)
+      assert.ok(chartLow > relayLow || (chartLow === relayLow && (chartExclusive || !relayExclusive)), `${label}: lower bound ${chartLow} is below the relay's ${relayLow}`)
+      assert.ok(chart.maximum !== undefined && relay.maximum !== undefined && chart.maximum <= relay.maximum, `${label}: maximum ${chart.maximum} above the relay's ${relay.maximum}`)
+    }
+    const pairs: Array<[string, VariableName]> = [
+      ['workers', 'RELAY_WORKERS'],
+      ['upstreamTimeoutSeconds', 'RELAY_UPSTREAM_TIMEOUT_SECONDS'],
+      ['bodyLimitBytes', 'RELAY_BODY_LIMIT_BYTES'],
+      ['shutdownDelaySeconds', 'RELAY_SHUTDOWN_DELAY_SECONDS'],
+      ['shutdownTimeoutSeconds', 'RELAY_SHUTDOWN_TIMEOUT_SECONDS']
+    ]
+    for (const [value, name] of pairs) within(`relay.${value}`, relaySchema[value], VARIABLES[name].schema as Bounds)
+    assert.equal(relaySchema.port.$ref, '#/definitions/port')
+    within('relay.port', schema.definitions.port, VARIABLES.RELAY_PORT.schema as Bounds)
+    // And the extremes the chart accepts really load.
+    loadConfig({
+      RELAY_PORT: String(schema.definitions.port.maximum),
+      RELAY_WORKERS: String(relaySchema.workers.maximum),
+      RELAY_BODY_LIMIT_BYTES: String(relaySchema.bodyLimitBytes.maximum),
+      RELAY_UPSTREAM_TIMEOUT_SECONDS: String(relaySchema.upstreamTimeoutSeconds.maximum),
+      RELAY_SHUTDOWN_DELAY_SECONDS: String(relaySchema.shutdownDelaySeconds.maximum),
+      RELAY_SHUTDOWN_TIMEOUT_SECONDS: String(relaySchema.shutdownTimeoutSeconds.minimum)
+    })
+  })
+
+  it('relay.logLevel accepts exactly the relay\'s level names, in upper and lower case', () => {
+    const expected = [...LOG_LEVEL_NAMES, ...LOG_LEVEL_NAMES.map((n) => n.toLowerCase())].sort()
+    assert.deepEqual([...relaySchema.logLevel.enum].sort(), expected)
+    for (const name of relaySchema.logLevel.enum as string[]) loadConfig({ RELAY_LOG_LEVEL: name })
+  })
+
+  it('_validate.tpl refuses extraEnv for exactly the variables the chart sets', async () => {
+    const r = await render({ relay: { trustProxy: ['10.42.0.0/16'], metricsToken: { existingSecret: 's' } } })
+    const managed = Object.keys(relayEnv(r))
+    const unmanaged = VARIABLE_NAMES.filter((n) => !managed.includes(n))
+    await Promise.all([
+      ...managed.map(async (name) => {
+        const error = await renderError({ extraEnv: [{ name, value: '1' }] })
+        assert.match(error, new RegExp(`extraEnv sets ${name}, which the chart sets`))
+      }),
+      // The rest (e.g. RELAY_METRICS_MAX_ENDPOINTS, RELAY_HOST) stay available through extraEnv.
+      ...unmanaged.map(async (name) => {
+        await render({ extraEnv: [{ name, value: 'x' }] })
+      })
+    ])
+  })
+})

@@ -1,0 +1,122 @@
+// Wrong values must be refused when rendering (so `helm install` refuses them), each with a message
+// that names the value and says what is wrong. Schema errors come from values.schema.json, the
+// others from templates/_validate.tpl.
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { renderError, type RenderOptions } from '../helpers/chart-helm.js'
+
+interface NegativeCase {
+  name: string
+  values?: object
+  options?: RenderOptions
+  /** Every pattern must match helm's error output. */
+  expect: RegExp[]
+}
+
+/** A value's path as Helm 4 (`/relay/port`) or Helm 3 (`relay.port`) prints it in schema errors. */
+function at (path: string): RegExp {
+  const parts = path.split('.').map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+  return new RegExp(`(/${parts.join('/')}|${parts.join('\\.')})\\b`)
+}
+
+const SCHEMA = /values don't meet the specifications of the schema/
+const HEADLESS = (endpoints: unknown[]): object => ({ gpuExternalName: { headless: { enabled: true, endpoints } } })
+
+const CASES: NegativeCase[] = [
+  // GPU Service
+  { name: 'headless with no endpoints', values: HEADLESS([]), expect: [/gpuExternalName\.headless\.enabled=true needs the GPU host's IPv4 address\(es\) in gpuExternalName\.headless\.endpoints/] },
+  { name: 'headless with an out-of-range IP', values: HEADLESS(['300.1.2.3']), expect: [SCHEMA, at('gpuExternalName.headless.endpoints.0'), /300\.1\.2\.3|ipv4/] },
+  { name: 'headless with a CIDR instead of an IP', values: HEADLESS(['192.168.1.50/32']), expect: [SCHEMA, at('gpuExternalName.headless.endpoints.0')] },
+  { name: 'headless with a host name instead of an IP', values: HEADLESS(['gpu-box.lan']), expect: [SCHEMA, at('gpuExternalName.headless.endpoints.0')] },
+  { name: 'headless with a loopback IP', values: HEADLESS(['127.0.0.1']), expect: [/gpuExternalName\.headless\.endpoints: 127\.0\.0\.1 is an unspecified, loopback, link-local/] },
+  { name: 'headless with a link-local IP', values: HEADLESS(['169.254.1.1']), expect: [/169\.254\.1\.1 is an unspecified, loopback, link-local/] },
+  { name: 'headless with a duplicate IP', values: HEADLESS(['192.168.1.50', '192.168.1.50']), expect: [SCHEMA, at('gpuExternalName.headless.endpoints')] },
+  { name: 'an IPv4 address as gpuExternalName.host', values: { gpuExternalName: { host: '192.168.1.50' } }, expect: [/gpuExternalName\.host=192\.168\.1\.50 is an IP address, but an ExternalName Service can only carry a DNS name/, /gpuExternalName\.headless\.endpoints=\{192\.168\.1\.50\}/] },
+  { name: 'an IPv6 address as gpuExternalName.host', values: { gpuExternalName: { host: 'fd00::1' } }, expect: [SCHEMA, at('gpuExternalName.host')] },
+  { name: 'a malformed gpuExternalName.host', values: { gpuExternalName: { host: 'gpu_box.lan' } }, expect: [SCHEMA, at('gpuExternalName.host')] },
+  { name: 'an empty gpuExternalName.host in ExternalName mode', values: { gpuExternalName: { host: '' } }, expect: [/gpuExternalName\.host is empty: set it to the DNS name of the GPU host/] },
+  { name: 'gpuExternalName.name that is not a DNS label', values: { gpuExternalName: { name: 'GPU_Server' } }, expect: [SCHEMA, at('gpuExternalName.name')] },
+  { name: 'gpuExternalName.port out of range', values: { gpuExternalName: { port: 65536 } }, expect: [SCHEMA, at('gpuExternalName.port')] },
+
+  // upstream.url
+  { name: 'upstream.url not pointing at the GPU Service', values: { upstream: { url: 'http://gpu-box.lan:5010' } }, expect: [/upstream\.url=http:\/\/gpu-box\.lan:5010 does not point at the GPU Service this chart creates \(gpu-server\): set upstream\.url=http:\/\/gpu-server:5010/] },
+  { name: 'a renamed GPU Service with the default upstream.url', values: { gpuExternalName: { name: 'gpu' } }, expect: [/does not point at the GPU Service this chart creates \(gpu\): set upstream\.url=http:\/\/gpu:5010/] },
+  { name: 'upstream.url on another port than gpuExternalName.port', values: { upstream: { url: 'http://gpu-server:8000' } }, expect: [/upstream\.url=http:\/\/gpu-server:8000 uses port 8000 but gpuExternalName\.port is 5010/] },
+  { name: 'upstream.url with the default port 80 against 5010', values: { upstream: { url: 'http://gpu-server' } }, expect: [/uses port 80 but gpuExternalName\.port is 5010/] },
+  { name: 'upstream.url with credentials', values: { upstream: { url: 'http://user:pw@gpu-server:5010' } }, expect: [SCHEMA, at('upstream.url')] },
+  { name: 'upstream.url with a query', values: { upstream: { url: 'http://gpu-server:5010/?a=1' } }, expect: [SCHEMA, at('upstream.url')] },
+  { name: 'upstream.url with another scheme', values: { upstream: { url: 'ftp://gpu-server:5010' } }, expect: [SCHEMA, at('upstream.url')] },
+
+  // NetworkPolicy
+  { name: 'egressCidrs containing 0.0.0.0/0', values: { networkPolicy: { egressCidrs: ['192.168.1.50/32', '0.0.0.0/0'] } }, expect: [/networkPolicy\.egressCidrs: 0\.0\.0\.0\/0 would allow egress to the whole Internet/] },
+  { name: 'egressCidrs containing ::/0', values: { networkPolicy: { egressCidrs: ['::/0'] } }, expect: [/networkPolicy\.egressCidrs: ::\/0 would allow egress to the whole Internet/] },
+  { name: 'egressCidrs containing an address without a prefix length', values: { networkPolicy: { egressCidrs: ['192.168.1.50'] } }, expect: [SCHEMA, at('networkPolicy.egressCidrs.0')] },
+  { name: 'egressCidrs containing a host name', values: { networkPolicy: { egressCidrs: ['gpu-box.lan'] } }, expect: [SCHEMA, at('networkPolicy.egressCidrs.0')] },
+  { name: 'egressCidrs containing a /33', values: { networkPolicy: { egressCidrs: ['192.168.1.0/33'] } }, expect: [SCHEMA, at('networkPolicy.egressCidrs.0')] },
+  { name: 'no egress to the GPU host in ExternalName mode', values: { networkPolicy: { egressCidrs: [] } }, expect: [/networkPolicy\.enabled=true but nothing lets the relay reach the GPU host: set networkPolicy\.egressCidrs/] },
+
+  // image
+  { name: 'a digest that is too short', values: { image: { digest: 'sha256:abc' } }, expect: [SCHEMA, at('image.digest')] },
+  { name: 'a digest of another algorithm', values: { image: { digest: 'md5:' + 'a'.repeat(32) } }, expect: [SCHEMA, at('image.digest')] },
+  { name: 'a digest in upper case', values: { image: { digest: 'sha256:' + 'A'.repeat(64) } }, expect: [SCHEMA, at('image.digest')] },
+  { name: 'a tag with a colon', values: { image: { tag: 'sha:abc' } }, expect: [SCHEMA, at('image.tag')] },
+  { name: 'a repository with a tag in it', values: { image: { repository: 'ghcr.io/acme/relay:1.0' } }, expect: [SCHEMA, at('image.repository')] },
+  { name: 'an unknown pull policy', values: { image: { pullPolicy: 'Sometimes' } }, expect: [SCHEMA, at('image.pullPolicy')] },
+
+  // typos
+  { name: 'a typo at the top level', values: { replicaCont: 2 }, expect: [SCHEMA, /replicaCont/, /additional propert/i] },
+  { name: 'a typo inside relay', values: { relay: { wokers: 2 } }, expect: [SCHEMA, /wokers/, /additional propert/i] },
+  { name: 'a typo inside gpuExternalName.headless', values: { gpuExternalName: { headless: { endpoint: ['192.168.1.50'] } } }, expect: [SCHEMA, /endpoint/, /additional propert/i] },
+  { name: 'a typo inside networkPolicy', values: { networkPolicy: { egressCIDRs: ['192.168.1.50/32'] } }, expect: [SCHEMA, /egressCIDRs/, /additional propert/i] },
+
+  // ports and numbers
+  { name: 'relay.port above 65535', values: { relay: { port: 70000 } }, expect: [SCHEMA, at('relay.port')] },
+  { name: 'relay.port 0', values: { relay: { port: 0 } }, expect: [SCHEMA, at('relay.port')] },
+  { name: 'relay.port given as a string', values: { relay: { port: '5010' } }, expect: [SCHEMA, at('relay.port'), /string/] },
+  { name: 'relay.port given as a string with --set-string', options: { args: ['--set-string', 'relay.port=5010'] }, expect: [SCHEMA, at('relay.port'), /string/] },
+  { name: 'service.port out of range', values: { service: { port: 0 } }, expect: [SCHEMA, at('service.port')] },
+  { name: 'relay.workers above 64', values: { relay: { workers: 65 } }, expect: [SCHEMA, at('relay.workers')] },
+  { name: 'relay.workers as a fraction', values: { relay: { workers: 1.5 } }, expect: [SCHEMA, at('relay.workers')] },
+  { name: 'a negative shutdown delay', values: { relay: { shutdownDelaySeconds: -1 } }, expect: [SCHEMA, at('relay.shutdownDelaySeconds')] },
+  { name: 'an upstream timeout of 0', values: { relay: { upstreamTimeoutSeconds: 0 } }, expect: [SCHEMA, at('relay.upstreamTimeoutSeconds')] },
+  { name: 'an unknown log level', values: { relay: { logLevel: 'verbose' } }, expect: [SCHEMA, at('relay.logLevel')] },
+  { name: 'a metrics token key with a slash', values: { relay: { metricsToken: { existingSecret: 's', key: 'a/b' } } }, expect: [SCHEMA, at('relay.metricsToken.key')] },
+  { name: 'a grace period not longer than delay + timeout', values: { terminationGracePeriodSeconds: 25 }, expect: [/terminationGracePeriodSeconds=25 must exceed relay\.shutdownDelaySeconds \+ relay\.shutdownTimeoutSeconds \(25\)/] },
+  { name: 'a grace period shorter than a long drain', values: { relay: { shutdownTimeoutSeconds: 90.5 }, terminationGracePeriodSeconds: 60 }, expect: [/terminationGracePeriodSeconds=60 must exceed .* \(95\.5\)/] },
+
+  // trust proxy
+  { name: 'relay.trustProxy trusting everyone', values: { relay: { trustProxy: ['0.0.0.0/0'] } }, expect: [/relay\.trustProxy: 0\.0\.0\.0\/0 would trust every client's X-Forwarded-For/] },
+  { name: 'relay.trustProxy with a host name', values: { relay: { trustProxy: ['traefik'] } }, expect: [SCHEMA, at('relay.trustProxy.0')] },
+
+  // ingress
+  { name: 'ingress enabled without TLS', values: { ingress: { enabled: true, tls: [] } }, expect: [/ingress\.enabled=true without ingress\.tls: the relay would be served over plain HTTP/] },
+  { name: 'an ingress host missing from tls', values: { ingress: { hosts: [{ host: 'relay.token.place', paths: [{ path: '/', pathType: 'Prefix' }] }], tls: [{ secretName: 'tls', hosts: ['other.token.place'] }] } }, expect: [/ingress host relay\.token\.place is not listed in any ingress\.tls\[\]\.hosts/] },
+  { name: 'ingress enabled without hosts', values: { ingress: { hosts: [] } }, expect: [/ingress\.enabled=true but ingress\.hosts is empty/] },
+  { name: 'an ingress path type typo', values: { ingress: { hosts: [{ host: 'relay.example.com', paths: [{ path: '/', pathType: 'prefix' }] }] } }, expect: [SCHEMA, at('ingress.hosts.0.paths.0.pathType')] },
+
+  // env, labels
+  { name: 'extraEnv overriding a variable the chart sets', values: { extraEnv: [{ name: 'UPSTREAM_URL', value: 'http://x:1' }] }, expect: [/extraEnv sets UPSTREAM_URL, which the chart sets from its values/] },
+  { name: 'extraEnv with an empty value', values: { extraEnv: [{ name: 'RELAY_METRICS_MAX_ENDPOINTS', value: '' }] }, expect: [SCHEMA, at('extraEnv.0')] },
+  { name: 'extraEnv with a number value', values: { extraEnv: [{ name: 'RELAY_METRICS_MAX_ENDPOINTS', value: 50 }] }, expect: [SCHEMA, at('extraEnv.0')] },
+  { name: 'extraEnv setting a name twice', values: { extraEnv: [{ name: 'A', value: '1' }, { name: 'A', value: '2' }] }, expect: [/extraEnv sets A twice/] },
+  { name: 'podLabels overriding a selector label', values: { podLabels: { 'app.kubernetes.io/component': 'x' } }, expect: [/podLabels may not set app\.kubernetes\.io\/component/] },
+
+  // scaling, monitoring
+  { name: 'autoscaling.minReplicas above maxReplicas', values: { autoscaling: { enabled: true, minReplicas: 5, maxReplicas: 2 } }, expect: [/autoscaling\.minReplicas=5 is greater than autoscaling\.maxReplicas=2/] },
+  { name: 'autoscaling without a target', values: { autoscaling: { enabled: true, targetCPUUtilizationPercentage: null } }, expect: [/autoscaling\.enabled=true needs autoscaling\.targetCPUUtilizationPercentage or autoscaling\.targetMemoryUtilizationPercentage/] },
+  { name: 'a PDB with neither bound', values: { replicaCount: 2, podDisruptionBudget: { maxUnavailable: null } }, expect: [/podDisruptionBudget\.enabled=true needs podDisruptionBudget\.maxUnavailable or podDisruptionBudget\.minAvailable/] },
+  { name: 'a PDB percentage above 100%', values: { podDisruptionBudget: { maxUnavailable: '150%' } }, expect: [SCHEMA, at('podDisruptionBudget.maxUnavailable')] },
+  { name: 'a scrape timeout longer than the interval', values: { metrics: { serviceMonitor: { enabled: true, interval: '30s', scrapeTimeout: '1m' } } }, expect: [/metrics\.serviceMonitor\.scrapeTimeout=1m is longer than metrics\.serviceMonitor\.interval=30s/] },
+  { name: 'a scrape interval without a unit', values: { metrics: { serviceMonitor: { interval: '30' } } }, expect: [SCHEMA, at('metrics.serviceMonitor.interval')] },
+  { name: 'a resource quantity typo', values: { resources: { limits: { memory: '512 MB' } } }, expect: [SCHEMA, at('resources.limits.memory')] },
+  { name: 'a probe field the chart does not own', values: { readinessProbe: { httpGet: { path: '/' } } }, expect: [SCHEMA, /httpGet/] }
+]
+
+describe('values that must be refused', { concurrency: true }, () => {
+  for (const c of CASES) {
+    it(c.name, async () => {
+      const error = await renderError(c.values ?? {}, c.options)
+      for (const pattern of c.expect) assert.match(error, pattern)
+    })
+  }
+})

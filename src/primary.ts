@@ -1,13 +1,13 @@
 // The cluster primary (RELAY_WORKERS > 1): forks the workers, replaces one that dies, gives up when they
 // crash-loop (so Kubernetes restarts the pod), answers the workers' metrics requests with the sum over
-// all of them, and turns SIGTERM/SIGINT into an orderly drain of every worker.
+// the ready ones (cluster-metrics.ts), and turns SIGTERM/SIGINT into an orderly drain of every worker.
 import cluster, { type Worker } from 'node:cluster'
 import closeWithGrace from 'close-with-grace'
-import { AggregatorRegistry } from 'prom-client'
 import type { Logger } from 'pino'
 import type { RelayConfig } from './config.js'
 import { createLogger } from './logger.js'
-import { isMessage, type MetricsRequest, type MetricsResponse, type ShutdownMessage } from './cluster-messages.js'
+import type { ShutdownMessage } from './cluster-messages.js'
+import { createMetricsAggregator, serveClusterMetrics } from './cluster-metrics.js'
 
 /** Restart delays grow from the first to the last value while workers keep dying. */
 const BACKOFF_MS = [250, 500, 1_000, 2_000, 5_000]
@@ -39,7 +39,6 @@ export function createCrashPolicy (): CrashPolicy {
 
 export function runPrimary (config: RelayConfig): void {
   const log = createLogger(config.logLevel)
-  const aggregator = new AggregatorRegistry()
   const policy = createCrashPolicy()
   const listening = new WeakSet<Worker>()
   let stopping = false
@@ -70,13 +69,8 @@ export function runPrimary (config: RelayConfig): void {
     setTimeout(() => { if (!stopping) fork() }, delay)
   })
 
-  cluster.on('message', (worker, message) => {
-    if (!isMessage<MetricsRequest>(message, 'relay:metrics-request')) return
-    const reply = (response: Omit<MetricsResponse, 'type' | 'id'>): void => {
-      if (worker.isConnected()) worker.send({ type: 'relay:metrics-response', id: message.id, ...response } satisfies MetricsResponse)
-    }
-    aggregator.clusterMetrics().then((body) => reply({ body }), (err: Error) => reply({ error: err.message }))
-  })
+  // Only workers that listen have their registry wired up: a starting one is not asked yet.
+  serveClusterMetrics(createMetricsAggregator(() => liveWorkers().filter((worker) => listening.has(worker))))
 
   closeWithGrace({
     delay: config.shutdownDelayMs + config.shutdownTimeoutMs + BACKSTOP_MARGIN_MS,

@@ -12,6 +12,8 @@ export interface RawResponse {
   body: string
   /** True when the socket closed after a complete message: a terminating chunk or the full length */
   complete: boolean
+  /** False when the relay left the connection open and the reader gave up after its timeout */
+  closedByServer: boolean
 }
 
 export function parseResponse (text: string): RawResponse {
@@ -41,7 +43,7 @@ export function parseResponse (text: string): RawResponse {
   } else if (headers['content-length'] !== undefined) {
     complete = Buffer.byteLength(rawBody) >= Number(headers['content-length'])
   }
-  return { text, statusCode: Number(statusLine.split(' ')[1]), headers, body, complete }
+  return { text, statusCode: Number(statusLine.split(' ')[1]), headers, body, complete, closedByServer: true }
 }
 
 /** Sends raw bytes, reads until the server closes the connection (or `timeoutMs`), parses the first response. */
@@ -56,10 +58,11 @@ export async function readUntilClose (socket: Socket, timeoutMs: number): Promis
   let text = ''
   socket.setEncoding('latin1')
   socket.on('data', (chunk: string) => { text += chunk })
-  const timer = setTimeout(() => socket.destroy(), timeoutMs)
+  let timedOut = false
+  const timer = setTimeout(() => { timedOut = true; socket.destroy() }, timeoutMs)
   await once(socket, 'close')
   clearTimeout(timer)
-  return parseResponse(text)
+  return { ...parseResponse(text), closedByServer: !timedOut }
 }
 
 export interface Stream { events: string[], done: Promise<{ complete: boolean, text: string }> }

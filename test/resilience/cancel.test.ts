@@ -1,11 +1,11 @@
-// A user who stops a generation must free the GPU: the relay cancels the upstream request the moment
-// the client goes away, before or after the upstream's response headers.
+// A user who stops a generation must free the GPU: the built relay cancels the upstream request the
+// moment the client goes away, before or after the upstream's response headers.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { connect } from 'node:net'
 import { once } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { startRelay } from '../helpers/relay.js'
+import { spawnRelay } from '../helpers/relay.js'
 import { startUpstream, waitFor } from '../helpers/upstreams.js'
 import { metricsText } from '../helpers/metrics.js'
 
@@ -24,8 +24,8 @@ test('a client that leaves before the response headers cancels the upstream requ
   const fixture = cancellableUpstream((req) => { req.resume() /* thinks forever, never answers */ })
   const upstream = await startUpstream(fixture.handler)
   t.after(() => upstream.close())
-  const relay = await startRelay({ UPSTREAM_URL: upstream.url })
-  t.after(() => relay.close())
+  const relay = await spawnRelay({ UPSTREAM_URL: upstream.url })
+  t.after(() => relay.stop())
 
   const socket = connect(relay.port, '127.0.0.1')
   await once(socket, 'connect')
@@ -45,8 +45,8 @@ test('a client that leaves after sending a whole POST body cancels the upstream 
   const fixture = cancellableUpstream((req) => { req.resume() })
   const upstream = await startUpstream(fixture.handler)
   t.after(() => upstream.close())
-  const relay = await startRelay({ UPSTREAM_URL: upstream.url })
-  t.after(() => relay.close())
+  const relay = await spawnRelay({ UPSTREAM_URL: upstream.url })
+  t.after(() => relay.stop())
 
   const socket = connect(relay.port, '127.0.0.1')
   await once(socket, 'connect')
@@ -68,8 +68,8 @@ test('a client that leaves mid-stream cancels the upstream stream', async (t) =>
   })
   const upstream = await startUpstream(fixture.handler)
   t.after(() => upstream.close())
-  const relay = await startRelay({ UPSTREAM_URL: upstream.url })
-  t.after(() => relay.close())
+  const relay = await spawnRelay({ UPSTREAM_URL: upstream.url })
+  t.after(() => relay.stop())
 
   const controller = new AbortController()
   const res = await fetch(`${relay.url}/stream`, { signal: controller.signal })

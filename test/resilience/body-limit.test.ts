@@ -4,7 +4,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { connect } from 'node:net'
 import { once } from 'node:events'
-import { startRelay } from '../helpers/relay.js'
+import { spawnRelay } from '../helpers/relay.js'
 import { startUpstream, waitFor } from '../helpers/upstreams.js'
 import { rawRequest, readUntilClose } from '../helpers/http.js'
 
@@ -13,8 +13,8 @@ const LIMIT = 1024
 test('a Content-Length over the limit: 413 before the upstream is contacted', async (t) => {
   const upstream = await startUpstream()
   t.after(() => upstream.close())
-  const relay = await startRelay({ UPSTREAM_URL: upstream.url, RELAY_BODY_LIMIT_BYTES: String(LIMIT) })
-  t.after(() => relay.close())
+  const relay = await spawnRelay({ UPSTREAM_URL: upstream.url, RELAY_BODY_LIMIT_BYTES: String(LIMIT) })
+  t.after(() => relay.stop())
   const res = await rawRequest(relay.port, `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: ${LIMIT + 1}\r\n\r\n`)
   assert.equal(res.statusCode, 413)
   assert.equal(res.headers.connection, 'close')
@@ -25,8 +25,8 @@ test('a Content-Length over the limit: 413 before the upstream is contacted', as
 test('a body exactly at the limit passes', async (t) => {
   const upstream = await startUpstream()
   t.after(() => upstream.close())
-  const relay = await startRelay({ UPSTREAM_URL: upstream.url, RELAY_BODY_LIMIT_BYTES: String(LIMIT) })
-  t.after(() => relay.close())
+  const relay = await spawnRelay({ UPSTREAM_URL: upstream.url, RELAY_BODY_LIMIT_BYTES: String(LIMIT) })
+  t.after(() => relay.stop())
   const body = 'x'.repeat(LIMIT)
   const declared = await fetch(`${relay.url}/echo`, { method: 'POST', body, headers: { 'content-type': 'text/plain' } })
   assert.equal(await declared.text(), body)
@@ -45,8 +45,8 @@ test('a chunked body crossing the limit is cut: the upstream request never compl
     req.resume()
   })
   t.after(() => upstream.close())
-  const relay = await startRelay({ UPSTREAM_URL: upstream.url, RELAY_BODY_LIMIT_BYTES: String(LIMIT) })
-  t.after(() => relay.close())
+  const relay = await spawnRelay({ UPSTREAM_URL: upstream.url, RELAY_BODY_LIMIT_BYTES: String(LIMIT) })
+  t.after(() => relay.stop())
 
   const socket = connect(relay.port, '127.0.0.1')
   await once(socket, 'connect')
@@ -71,8 +71,8 @@ test('a chunked body crossing the limit after the response began: the connection
     req.resume()
   })
   t.after(() => upstream.close())
-  const relay = await startRelay({ UPSTREAM_URL: upstream.url, RELAY_BODY_LIMIT_BYTES: String(LIMIT) })
-  t.after(() => relay.close())
+  const relay = await spawnRelay({ UPSTREAM_URL: upstream.url, RELAY_BODY_LIMIT_BYTES: String(LIMIT) })
+  t.after(() => relay.stop())
 
   const socket = connect(relay.port, '127.0.0.1')
   await once(socket, 'connect')

@@ -29,6 +29,11 @@ export function loggerOptions (level: LogLevel): LoggerOptions {
   }
 }
 
+/**
+ * Writes to stdout asynchronously: lines written while a write is in flight go out together, so a
+ * busy relay makes one write call for many requests. Whatever is pending is flushed when the process
+ * exits, also through process.exit().
+ */
 export function createLogger (level: LogLevel, destination?: DestinationStream): Logger {
-  return pino(loggerOptions(level), destination ?? pino.destination({ dest: 1, sync: true }))
+  return pino(loggerOptions(level), destination ?? pino.destination({ dest: 1, sync: false }))
 }

@@ -54,8 +54,9 @@ const healthPlugin: FastifyPluginAsync = async (fastify) => {
   } satisfies Health)
 
   // During the drain window every response tells the client to reconnect, which sends it to a pod that stays.
-  fastify.addHook('onRequest', async (_request, reply) => {
+  fastify.addHook('onRequest', (_request, reply, done) => {
     if (terminating) reply.header('connection', 'close')
+    done()
   })
 
   fastify.addHook('onReady', async () => {

@@ -94,9 +94,9 @@ const metricsPlugin: FastifyPluginAsync<MetricsPluginOptions> = async (fastify, 
   }
 
   // 'close' comes once per response, after 'finish' or when the client went away first.
-  fastify.addHook('onRequest', async (request, reply) => {
-    if (request.routeOptions.config.skipMetrics === true) return
-    reply.raw.once('close', () => observe(request, reply))
+  fastify.addHook('onRequest', (request, reply, done) => {
+    if (request.routeOptions.config.skipMetrics !== true) reply.raw.once('close', () => observe(request, reply))
+    done()
   })
 
   fastify.decorate('relayMetrics', {

@@ -90,24 +90,25 @@ const proxyPlugin: FastifyPluginAsync = async (fastify) => {
 
   fastify.decorateRequest('upstreamAbort', null)
 
-  fastify.addHook('onRequest', async (request, reply) => {
+  fastify.addHook('onRequest', (request, reply, done) => {
     const declared = request.headers['content-length']
     if (declared !== undefined && Number(declared) > bodyLimitBytes) {
       // Nothing of the body is read: close the connection rather than drain it.
-      return reply.code(413).header('connection', 'close')
+      reply.code(413).header('connection', 'close')
         .send(errorBody(413, 'Payload Too Large', `The request body exceeds the limit of ${bodyLimitBytes} bytes`))
+      return
     }
     const abort = new AbortController()
     request.upstreamAbort = abort
     const res = reply.raw
     res.once('close', () => { if (!res.writableFinished) abort.abort() })
     request.log = replyFromLog
+    done()
   })
 
-  fastify.addHook('preParsing', async (request, _reply, payload) => {
+  fastify.addHook('preParsing', (request, _reply, payload, done) => {
     // A declared length was checked in onRequest and Node's parser enforces it; a chunked body is counted.
-    if (request.headers['transfer-encoding'] === undefined) return payload
-    return limitBody(payload, bodyLimitBytes)
+    done(null, request.headers['transfer-encoding'] === undefined ? payload : limitBody(payload, bodyLimitBytes))
   })
 
   function onUpstreamError (reply: FastifyReply, { error }: { error: Error }): void {

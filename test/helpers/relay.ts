@@ -75,6 +75,17 @@ export interface SpawnOptions {
   ready?: number
 }
 
+// Relays run in their own process group, out of reach of the signals that end a test run: if this
+// process ends before a test's cleanup ran (a timeout, Ctrl-C), take them down with it.
+const running = new Set<number>()
+function killAll (): void {
+  for (const pid of running) { try { process.kill(-pid, 'SIGKILL') } catch {} }
+}
+process.once('exit', killAll)
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => { killAll(); process.kill(process.pid, signal) })
+}
+
 /** Starts `node dist/server.js` with the given environment on an ephemeral loopback port. */
 export async function spawnRelay (env: Record<string, string>, options: SpawnOptions = {}): Promise<RelayProcess> {
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('RELAY_') && name !== 'UPSTREAM_URL'))
@@ -89,6 +100,7 @@ export async function spawnRelay (env: Record<string, string>, options: SpawnOpt
   let stderr = ''
   child.stdout?.on('data', (chunk: Buffer) => logs.write(chunk))
   child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  running.add(child.pid as number)
   const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }))
   })
@@ -96,6 +108,7 @@ export async function spawnRelay (env: Record<string, string>, options: SpawnOpt
     // Workers outlive a killed primary for a moment: kill the group even when the primary is gone.
     try { process.kill(-(child.pid as number), 'SIGKILL') } catch {}
     if (child.exitCode === null && child.signalCode === null) await exited
+    running.delete(child.pid as number)
   }
 
   const wanted = options.ready ?? 1

@@ -1,10 +1,10 @@
 // Helm itself (through scripts/helm) and `helm lint --strict` on the defaults and each example.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse as parseYaml } from 'yaml'
-import { CHART_DIR, ISSUE_INSTALL_SET_ARGS, REPO_ROOT, helm, render } from '../helpers/chart-helm.js'
+import { readmeSection } from '../helpers/readme.js'
+import { CHART_DIR, ISSUE_INSTALL_SET_ARGS, helm, render } from '../helpers/chart-helm.js'
 import { EXAMPLE_FILES } from '../helpers/chart-cases.js'
 
 describe('scripts/helm', () => {
@@ -41,8 +41,8 @@ describe('helm lint --strict', { concurrency: true }, () => {
     })
   }
 
-  it('passes on the values files shown in docs/kubernetes.md, which render without placeholders', async () => {
-    const guide = readFileSync(join(REPO_ROOT, 'docs', 'kubernetes.md'), 'utf8')
+  it('passes on the values files shown in the README\'s deployment guide, which render without placeholders', async () => {
+    const guide = readmeSection('Deploying to Kubernetes')
     const blocks = [...guide.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] as string)
     assert.ok(blocks.length > 0)
     for (const block of blocks) {

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse as parseYaml } from 'yaml'
+import { readmeSection } from '../helpers/readme.js'
 import { CHART_DIR, REPO_ROOT } from '../helpers/chart-helm.js'
 import { BEGIN, END, expectedReadme, valueRows } from '../../scripts/chart-readme.js'
 
@@ -116,8 +117,8 @@ describe('values.schema.json', () => {
   })
 })
 
-describe('docs/kubernetes.md', () => {
-  const guide = readFileSync(join(REPO_ROOT, 'docs', 'kubernetes.md'), 'utf8')
+describe('the README\'s deployment guide', () => {
+  const guide = readmeSection('Deploying to Kubernetes')
 
   it('has the install command, the DNS check and the GPU host start command of the issue', () => {
     assert.ok(guide.includes('helm upgrade --install relay ./charts/tokenplace-relay --namespace tokenplace --create-namespace --set image.repository=ghcr.io/your-org/tokenplace-relay --set image.tag=sha-<shortsha>'))
@@ -138,6 +139,6 @@ describe('docs/kubernetes.md', () => {
       .map((m) => (m[1] as string).replace(/\.$/, ''))
       .filter((key) => !/\.(com|org|net|place)$/.test(key)) // host names such as relay.example.com
     assert.ok(mentioned.length > 10)
-    for (const key of mentioned) assert.ok(known(key), `docs/kubernetes.md mentions ${key}, which values.yaml lacks`)
+    for (const key of mentioned) assert.ok(known(key), `the deployment guide mentions ${key}, which values.yaml lacks`)
   })
 })

@@ -13,16 +13,23 @@ import { isMessage, type ShutdownMessage } from './cluster-messages.js'
 
 /** Margin past delay + timeout after which close-with-grace exits on its own: our own logic hung. */
 const BACKSTOP_MARGIN_MS = 5_000
+/** How often the drain closes the connections that went idle since the listener closed. */
+const IDLE_SWEEP_MS = 200
 
 export async function drain (app: FastifyInstance, config: RelayConfig, { skipDelay = false } = {}): Promise<void> {
   app.health.beginShutdown()
   if (!skipDelay && config.shutdownDelayMs > 0) await sleep(config.shutdownDelayMs)
 
   const closed = app.close()
+  // Closing the listener closes the connections that are idle at that moment. A keep-alive
+  // connection whose response was already under way (its headers said keep-alive) goes idle later
+  // and would hold the drain until the timeout: close those as they go idle.
+  const sweeper = setInterval(() => app.server.closeIdleConnections(), IDLE_SWEEP_MS)
   const timedOut = await Promise.race([
     closed.then(() => false),
     sleep(config.shutdownTimeoutMs, true, { ref: false })
   ])
+  clearInterval(sweeper)
   if (timedOut) {
     app.log.warn({ timeoutSeconds: config.shutdownTimeoutMs / 1000 }, 'shutdown timeout reached: closing the remaining connections')
     app.server.closeAllConnections()

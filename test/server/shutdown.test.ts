@@ -1,6 +1,7 @@
 // The drain a rolling update relies on, against the real process and its signals.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { Agent, request } from 'undici'
 import { exitWithin, spawnRelay } from '../helpers/relay.js'
 import { openStream } from '../helpers/http.js'
 import { startUpstream, waitFor } from '../helpers/upstreams.js'
@@ -44,4 +45,22 @@ test('SIGTERM: readiness fails at once, the delay window is served with Connecti
   await assert.rejects(fetch(`${relay.url}/livez`), 'nothing listens after the exit')
   assert.ok(relay.logs.find((line) => line.msg === 'shutdown complete'))
   assert.ok(relay.logs.find((line) => line.event === 'health_changed' && line.to === 'terminating'))
+})
+
+test('a keep-alive connection whose response was under way at SIGTERM is closed when it goes idle, not at the timeout', async (t) => {
+  const upstream = await startUpstream()
+  t.after(() => upstream.close())
+  const relay = await spawnRelay({ UPSTREAM_URL: upstream.url, RELAY_SHUTDOWN_DELAY_SECONDS: '0.2', RELAY_SHUTDOWN_TIMEOUT_SECONDS: '20' })
+  t.after(() => relay.stop())
+  // A proxy in front keeps its connections alive: the stream's headers promise keep-alive.
+  const agent = new Agent({ keepAliveTimeout: 60_000 })
+  t.after(() => agent.close())
+  const res = await request(`${relay.url}/stream?tokens=10&interval=100`, { dispatcher: agent })
+  assert.equal(res.headers.connection, 'keep-alive')
+  relay.child.kill('SIGTERM')
+  assert.match(await res.body.text(), /data: \[DONE\]/)
+  const streamEnded = Date.now()
+  const { code } = await exitWithin(relay, 5000)
+  assert.equal(code, 0)
+  assert.ok(Date.now() - streamEnded < 2000, `exited ${Date.now() - streamEnded} ms after the stream ended`)
 })

@@ -125,7 +125,8 @@ fi
 # ------------------------------------------------------------------------------------ 3. build
 t=$SECONDS
 version=$(node -p 'require("./package.json").version')
-revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+# safe.directory: CI runs this with sudo in a checkout that another user owns.
+revision=$(git -c safe.directory="$repo" rev-parse HEAD 2>/dev/null || echo unknown)
 log "building $IMAGE (version $version, revision $revision) on $BASE_IMAGE"
 pm build --pull=never "${limit_args[@]}" \
   --build-arg "NODE_IMAGE=$BASE_IMAGE" --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \

@@ -128,9 +128,20 @@ version=$(node -p 'require("./package.json").version')
 # safe.directory: CI runs this with sudo in a checkout that another user owns.
 revision=$(git -c safe.directory="$repo" rev-parse HEAD 2>/dev/null || echo unknown)
 log "building $IMAGE (version $version, revision $revision) on $BASE_IMAGE"
-pm build --pull=never "${limit_args[@]}" \
-  --build-arg "NODE_IMAGE=$BASE_IMAGE" --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
-  -f Containerfile -t "$IMAGE" . >&2 || die "podman build failed (see above)"
+build() {
+  pm build --pull=never "${limit_args[@]}" "$@" \
+    --build-arg "NODE_IMAGE=$BASE_IMAGE" --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
+    -f Containerfile -t "$IMAGE" . >&2 || die "podman build failed (see above)"
+}
+build
+# podman/buildah reuse a cached LABEL/ENV layer when only a --build-arg value changed
+# (containers/buildah#5501), e.g. after a commit that changed no file of the image: the image would
+# carry an earlier revision. Then build once more without the layer cache (the npm cache still helps).
+built=$(pm image inspect --format '{{index .Config.Labels "org.opencontainers.image.version"}} {{index .Config.Labels "org.opencontainers.image.revision"}}' "$IMAGE")
+if [ "$built" != "$version $revision" ]; then
+  log "podman reused cached metadata layers ($built) although the build args changed: rebuilding with --no-cache"
+  build --no-cache
+fi
 phase "build" "$t"
 
 # ------------------------------------------------------------------------------------ 4. run and check

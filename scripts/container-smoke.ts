@@ -157,7 +157,7 @@ function parseTime (value: string): number {
   return ms
 }
 
-/** The podman-made changes of a container that runs nothing, with these flags: the baseline of `podman diff`. */
+/** What `podman diff` reports for a container: files added, changed or deleted outside its mounts. */
 async function diffOf (name: string): Promise<string[]> {
   const { stdout } = await podman(['diff', name])
   return stdout.split('\n').map((line) => line.trim()).filter(Boolean)

@@ -10,7 +10,7 @@ import { download, openIdleConnections, timeSseStream, upload } from './lib/clie
 import { USAGE, parseOptions, type BenchOptions } from './lib/options.js'
 import { cpuTicks, hwmBytes, readCpuTimes, readLoadavg, readProcStat, resetPeakRss, rssBytes } from './lib/proc.js'
 import { ProcessRegistry, httpGet } from './lib/processes.js'
-import { renderMarkdown, renderStdout } from './lib/report.js'
+import { isNoisy, renderMarkdown, renderStdout } from './lib/report.js'
 import { evaluateTargets, size, summarise, type IdleRun, type Results, type SseRun, type SystemRecord, type ThroughputRun, type TransferRun, type WorkersRun } from './lib/results.js'
 import { rotate } from './lib/stats.js'
 import { latencySvg } from './lib/svg.js'
@@ -203,17 +203,18 @@ class Bench {
   }
 
   async throughput (systems: RunningSystem[]): Promise<void> {
-    const { rounds, connections, durationSeconds } = this.options
+    const { rounds, connections, durationSeconds, latencyDurationSeconds } = this.options
     const top = Math.max(...connections)
+    const seconds = (c: number): number => c === top ? durationSeconds : latencyDurationSeconds
     log(`warm-up: ${systems.length} systems × 1 s at ${top} connections`)
     for (const system of systems) await this.wrk(system, top, 1)
     this.sampleLoad('after warm-up')
     const shown = new Set<string>()
     for (let round = 1; round <= rounds; round++) {
-      log(`throughput round ${round}/${rounds}: ${connections.join(', ')} connections × ${systems.length} systems × ${durationSeconds} s`)
+      log(`throughput round ${round}/${rounds}: ${connections.map((c) => `${c} connections × ${seconds(c)} s`).join(', ')}, × ${systems.length} systems`)
       for (const c of connections) {
         for (const system of rotate(systems, round - 1)) {
-          const m = await this.wrk(system, c, durationSeconds)
+          const m = await this.wrk(system, c, seconds(c))
           const key = `${system.id}/${c}`
           if (!shown.has(key)) {
             shown.add(key)
@@ -246,7 +247,7 @@ class Bench {
     for (const system of systems) {
       log(`idle connections: ${n} to ${system.id}`)
       const pids = system.pids()
-      await sleep(1000)
+      await sleep(500)
       const rssBefore = rssBytes(pids)
       const conns = await openIdleConnections(Number(new URL(system.url).port), '/json', n)
       if (system.id === 'relay') this.relayRequestsSent += n
@@ -529,11 +530,12 @@ async function main (): Promise<void> {
   writeFileSync(join(out, 'RESULTS.md'), renderMarkdown(results, summary, targets))
   const series = summary.systems.map((s) => ({
     label: s.label,
+    emphasis: s.id === 'relay',
     points: Object.keys(s.p99Ms).map(Number).map((c) => ({ connections: c, p50Ms: s.p50Ms[c] as number, p99Ms: s.p99Ms[c] as number }))
   }))
   writeFileSync(join(out, 'latency.svg'), latencySvg(series, {
     title: 'Latency against load: small JSON through each proxy',
-    subtitle: `${results.meta.machine.cpuModel}, ${results.meta.date.slice(0, 10)}; medians over ${options.rounds} rounds; proxy pinned to one core`
+    subtitle: `${isNoisy(results, summary).noisy ? 'NOISY RUN — ' : ''}${results.meta.machine.cpuModel}, ${results.meta.date.slice(0, 10)}; medians over ${options.rounds} rounds; ${cpus.proxy === undefined ? 'not pinned' : 'proxy pinned to one core'}`
   }))
   writeFileSync(join(out, 'results.json'), JSON.stringify({ ...results, summary, targets }, null, 1) + '\n')
   process.stdout.write(renderStdout(results, summary, targets) + '\n')

@@ -9,8 +9,10 @@ export interface BenchOptions {
   scenarios: Scenario[]
   /** Alternating rounds of the wrk runs and of the SSE streams */
   rounds: number
-  /** Seconds per wrk run */
+  /** Seconds per wrk run at the highest connection count (the throughput and CPU figures) */
   durationSeconds: number
+  /** Seconds per wrk run at the lower connection counts (latency only): half as long, at least 1 */
+  latencyDurationSeconds: number
   connections: number[]
   /** Bytes per upload and per download */
   transferBytes: number
@@ -40,7 +42,8 @@ export const USAGE = `npm run bench -- [options]          (or: npx tsx bench/run
   --scenarios=a,b          of ${SCENARIOS.join(', ')} (default: all but workers, which
                            needs >= 4 cores and runs by default when there are)   env BENCH_SCENARIOS
   --rounds=N               alternating rounds (default 3)                    env BENCH_ROUNDS
-  --duration=S             seconds per wrk run (default 1.5)                  env BENCH_DURATION
+  --duration=S             whole seconds per wrk run at the highest connection count (default 2;
+                           the lower counts run half as long, at least 1 s)  env BENCH_DURATION
   --connections=1,10,50    wrk connection counts (default 1,10,50)
   --transfer-bytes=SIZE    per upload and download, e.g. 1G, 256M (default 1G = 1 GiB)
   --idle-connections=N     idle keep-alive connections to open (default 1000)
@@ -144,11 +147,13 @@ export function parseOptions (argv: readonly string[], { env, cores, installed }
   const maxLoad = value('max-load')
   const wait = given.get('wait-quiet')
 
+  const durationSeconds = duration === undefined ? (quick ? 1 : 2) : positiveInt('--duration', duration)
   return {
     systems,
     scenarios,
     rounds: rounds === undefined ? (quick ? 1 : 3) : positiveInt('--rounds', rounds),
-    durationSeconds: duration === undefined ? (quick ? 1 : 1.5) : positiveNumber('--duration', duration),
+    durationSeconds,
+    latencyDurationSeconds: Math.max(1, Math.floor(durationSeconds / 2)),
     connections: [...new Set(connections)],
     transferBytes: transfer === undefined ? (quick ? 256 * 2 ** 20 : 2 ** 30) : parseSize(transfer),
     idleConnections: idle === undefined ? 1000 : positiveInt('--idle-connections', idle),

@@ -75,7 +75,8 @@ export function renderMarkdown (results: Results, summary: Summary, targets: Tar
   L.push(`- **Pinning:** ${meta.pinning.note}`)
   L.push(`- **Load average (1 min):** ${meta.load.samples.map((s) => `${s.when} ${s.one.toFixed(2)}`).join(', ')}`)
   L.push(`- **CPU of other processes while wrk ran:** median ${fmt(summary.foreignCores.median)} cores, max ${fmt(summary.foreignCores.max)}; the load generator's core (wrk + upstreams) was at most ${fmt(summary.generatorCoresMax)} cores busy${summary.generatorCoresMax > 0.95 ? ' — saturated: the fastest systems may be held back by the load generator, which flatters the others\' ratios' : ''}.`)
-  L.push(`- **Run:** ${meta.options.rounds as number} alternating rounds × ${(meta.options.connections as number[]).join(', ')} connections × ${meta.options.durationSeconds as number} s per wrk run; ${meta.options.sseStreamsPerRound as number} SSE streams per system per round (${meta.options.sseEvents as number} events, ${meta.options.sseIntervalMs as number} ms apart); ${size(meta.options.transferBytes as number)} up and down; ${meta.options.idleConnections as number} idle connections.`)
+  const conns = meta.options.connections as number[]
+  L.push(`- **Run:** ${meta.options.rounds as number} alternating rounds × ${conns.map((c) => `${c} connections (${c === Math.max(...conns) ? meta.options.durationSeconds as number : meta.options.latencyDurationSeconds as number} s per wrk run)`).join(', ')}; ${meta.options.sseStreamsPerRound as number} SSE streams per system per round (${meta.options.sseEvents as number} events, ${meta.options.sseIntervalMs as number} ms apart); ${size(meta.options.transferBytes as number)} up and down; ${meta.options.idleConnections as number} idle connections.`)
   L.push('')
 
   L.push('## Summary', '')
@@ -102,17 +103,19 @@ export function renderMarkdown (results: Results, summary: Summary, targets: Tar
         fmt(r.cpuUsPerRequest, 1), fmt(r.latencyMs.p50), fmt(r.latencyMs.p90), fmt(r.latencyMs.p99), fmt(r.latencyMs.max), mbs(r.rssMaxBytes), fmt(r.generatorCores), fmt(r.foreignCores)]
     })), '')
 
-  L.push('### SSE', '')
+  if (results.sse.length > 0) L.push('### SSE', '')
   const sseSystems = [...new Set(results.sse.map((r) => r.system))]
-  L.push(...markdownTable(['system', 'streams', 'first event p50 / max, ms', 'over nginx (median per round), ms', 'event delay p50 / p99 / max, ms', 'over nginx, ms'],
-    sseSystems.map((id) => {
-      const runs = results.sse.filter((r) => r.system === id)
-      const delays = runs.flatMap((r) => r.eventDelaysMs).sort((a, b) => a - b)
-      const s = summary.systems.find((x) => x.id === id)
-      return [id, String(runs.length), `${fmt(median(runs.map((r) => r.firstEventMs)))} / ${fmt(Math.max(...runs.map((r) => r.firstEventMs)))}`,
-        signed(s?.sse?.firstEventOverNginxMs), `${fmt(median(delays))} / ${fmt(delays[Math.max(0, Math.ceil(delays.length * 0.99) - 1)])} / ${fmt(delays.at(-1))}`,
-        signed(s?.sse?.eventDelayOverNginxMs)]
-    })), '')
+  if (results.sse.length > 0) {
+    L.push(...markdownTable(['system', 'streams', 'first event p50 / max, ms', 'over nginx (median per round), ms', 'event delay p50 / p99 / max, ms', 'over nginx, ms'],
+      sseSystems.map((id) => {
+        const runs = results.sse.filter((r) => r.system === id)
+        const delays = runs.flatMap((r) => r.eventDelaysMs).sort((a, b) => a - b)
+        const s = summary.systems.find((x) => x.id === id)
+        return [id, String(runs.length), `${fmt(median(runs.map((r) => r.firstEventMs)))} / ${fmt(Math.max(...runs.map((r) => r.firstEventMs)))}`,
+          signed(s?.sse?.firstEventOverNginxMs), `${fmt(median(delays))} / ${fmt(delays[Math.max(0, Math.ceil(delays.length * 0.99) - 1)])} / ${fmt(delays.at(-1))}`,
+          signed(s?.sse?.eventDelayOverNginxMs)]
+      })), '')
+  }
 
   if (results.transfers.length > 0) {
     L.push('### Large bodies', '')

@@ -2,7 +2,12 @@
 // one colour per system, both axes logarithmic. Pure: data in, SVG text out.
 
 export interface LatencyPoint { connections: number, p50Ms: number, p99Ms: number }
-export interface LatencySeries { label: string, points: LatencyPoint[] }
+export interface LatencySeries {
+  label: string
+  points: LatencyPoint[]
+  /** Drawn thicker (the system the benchmark is about) */
+  emphasis?: boolean
+}
 
 export const PALETTE = ['#1b9e77', '#d95f02', '#7570b3', '#e7298a', '#66a61e', '#e6ab02', '#a6761d', '#666666']
 
@@ -80,10 +85,11 @@ export function latencySvg (series: readonly LatencySeries[], options: PlotOptio
     const color = PALETTE[i % PALETTE.length] as string
     const pts = [...s.points].filter((p) => p.connections > 0 && p.p50Ms > 0 && p.p99Ms > 0).sort((a, b) => a.connections - b.connections)
     if (pts.length === 0) return
+    const w = s.emphasis === true ? 1.5 : 1
     const line = (pick: (p: LatencyPoint) => number): string => pts.map((p) => `${f(x(p.connections))},${f(y(pick(p)))}`).join(' ')
     out.push(`<g class="series" data-system="${escapeXml(s.label)}">`)
-    out.push(`<polyline fill="none" stroke="${color}" stroke-width="2.2" points="${line((p) => p.p99Ms)}"><title>${escapeXml(s.label)} p99</title></polyline>`)
-    out.push(`<polyline fill="none" stroke="${color}" stroke-width="1.6" stroke-dasharray="5 4" points="${line((p) => p.p50Ms)}"><title>${escapeXml(s.label)} p50</title></polyline>`)
+    out.push(`<polyline fill="none" stroke="${color}" stroke-width="${2.2 * w}" points="${line((p) => p.p99Ms)}"><title>${escapeXml(s.label)} p99</title></polyline>`)
+    out.push(`<polyline fill="none" stroke="${color}" stroke-width="${1.6 * w}" stroke-dasharray="5 4" points="${line((p) => p.p50Ms)}"><title>${escapeXml(s.label)} p50</title></polyline>`)
     for (const p of pts) {
       out.push(`<circle cx="${f(x(p.connections))}" cy="${f(y(p.p99Ms))}" r="3.2" fill="${color}"><title>${escapeXml(s.label)}: p99 ${p.p99Ms.toFixed(2)} ms at ${p.connections}</title></circle>`)
       out.push(`<circle cx="${f(x(p.connections))}" cy="${f(y(p.p50Ms))}" r="2.6" fill="#ffffff" stroke="${color}"><title>${escapeXml(s.label)}: p50 ${p.p50Ms.toFixed(2)} ms at ${p.connections}</title></circle>`)
@@ -92,8 +98,8 @@ export function latencySvg (series: readonly LatencySeries[], options: PlotOptio
     // Legend.
     const ly = margin.top + 10 + i * 22
     const lx = margin.left + plotW + 16
-    out.push(`<line x1="${lx}" x2="${lx + 26}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="2.2"/>`)
-    out.push(`<text x="${lx + 32}" y="${ly + 4}">${escapeXml(s.label)}</text>`)
+    out.push(`<line x1="${lx}" x2="${lx + 26}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="${2.2 * w}"/>`)
+    out.push(`<text x="${lx + 32}" y="${ly + 4}"${s.emphasis === true ? ' font-weight="bold"' : ''}>${escapeXml(s.label)}</text>`)
   })
   const ky = margin.top + 20 + series.length * 22
   const kx = margin.left + plotW + 16

@@ -44,7 +44,7 @@ function fixture (): Results {
       pinning: { proxyCpus: '0', generatorCpus: '1', note: 'proxy on 0' },
       load: { before: 0.1, after: 0.9, samples: [{ when: 'start', one: 0.1 }] },
       maxLoad: 0.5,
-      options: { rounds: 3, connections: [1, 10, 50], durationSeconds: 2, sseStreamsPerRound: 3, sseEvents: 20, sseIntervalMs: 10, transferBytes: 2 ** 30, idleConnections: 1000 },
+      options: { rounds: 3, connections: [1, 10, 50], durationSeconds: 2, latencyDurationSeconds: 1, sseStreamsPerRound: 3, sseEvents: 20, sseIntervalMs: 10, transferBytes: 2 ** 30, idleConnections: 1000 },
       commands: ['npm run bench'],
       configs: [{ name: 'nginx.conf', text: 'worker_processes 1;' }],
       notes: ['a note']

@@ -31,6 +31,12 @@ test('points are placed left to right by connections, higher latency higher up',
   for (const [x, y] of pts) assert.ok(Number.isFinite(x) && Number.isFinite(y))
 })
 
+test('the emphasised series is drawn thicker, its legend in bold', () => {
+  const svg = latencySvg([{ ...(SERIES[1] as typeof SERIES[number]), emphasis: true }], { title: 't' })
+  assert.match(svg, /stroke-width="3.3\d*" points=/)
+  assert.match(svg, /font-weight="bold">relay &lt;R&amp;D&gt;/)
+})
+
 test('no data, a single connection count, or zero latencies do not break the plot', () => {
   assert.match(latencySvg([], { title: 't' }), /no latency data/)
   const single = latencySvg([{ label: 'a', points: [{ connections: 10, p50Ms: 1, p99Ms: 2 }] }], { title: 't' })

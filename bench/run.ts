@@ -218,7 +218,7 @@ class Bench {
           const key = `${system.id}/${c}`
           if (!shown.has(key)) {
             shown.add(key)
-            this.commands.push(m.command)
+            this.commands.push(`${m.command}  # ${SYSTEM_LABELS[system.id]}`)
           }
           const l = m.run.latencyUs
           const run: ThroughputRun = {
@@ -509,8 +509,13 @@ async function main (): Promise<void> {
         load: { before: loadBefore, after: readLoadavg().one, samples: bench.loadSamples },
         maxLoad: options.maxLoad,
         options: { ...options },
-        commands: [`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`, ...bench.commands],
-        configs: [...bench.configs].map(([name, text]) => ({ name, text })),
+        // Paths relative to the repository, the run's temporary folder as $TMP: shorter, and the same from run to run.
+        commands: [
+          `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+          '# run from the repository; $TMP is the run\'s temporary folder (configs below)',
+          ...bench.commands.map((c) => c.split(dir).join('$TMP').split(ROOT).join(''))
+        ],
+        configs: [...bench.configs].map(([name, text]) => ({ name, text: text.split(dir).join('$TMP') })),
         notes
       },
       ...bench.results,

@@ -18,6 +18,8 @@ import { JSON_BODY, SYSTEM_DESCRIPTIONS, compileServers, SYSTEM_LABELS, startSys
 import { WRK_REPORT_LUA, parseWrkOutput, wrkArgs } from './lib/wrk.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
+/** A fixed amount of arithmetic, best of five, in ms: the same on an idle CPU from run to run. */
+const PROBE = 'let best = Infinity; for (let r = 0; r < 5; r++) { const t = process.hrtime.bigint(); let x = 0; for (let i = 0; i < 2e7; i++) x = (x * 31 + i) | 0; best = Math.min(best, Number(process.hrtime.bigint() - t) / 1e6); if (x === 42) console.log() } console.log(best.toFixed(2))'
 const started = performance.now()
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 const log = (message: string): void => { process.stderr.write(`[bench ${((performance.now() - started) / 1000).toFixed(0).padStart(3)} s] ${message}\n`) }
@@ -126,6 +128,7 @@ class Bench {
   upstreams!: Upstreams
   readonly results: Omit<Results, 'meta'> = { systems: [], throughput: [], sse: [], transfers: [], idle: [], workers: [] }
   readonly loadSamples: Array<{ when: string, one: number }> = []
+  readonly speedProbes: Array<{ when: string, ms: number }> = []
   relayRequestsSent = 0
 
   constructor (options: BenchOptions, dir: string, ctx: StartContext, cpus: Cpus) {
@@ -139,8 +142,18 @@ class Bench {
     writeFileSync(this.luaScript, WRK_REPORT_LUA)
   }
 
+  /**
+   * The load average, and how long a fixed piece of work takes on the system under test's CPU: a
+   * virtual machine whose host is busy (some report no steal time) shows it only as a slower CPU.
+   */
   sampleLoad (when: string): void {
     this.loadSamples.push({ when, one: readLoadavg().one })
+    const args = ['-e', PROBE]
+    const r = this.cpus.proxy === undefined
+      ? spawnSync(this.ctx.node, args, { encoding: 'utf8' })
+      : spawnSync('taskset', ['-c', this.cpus.proxy, this.ctx.node, ...args], { encoding: 'utf8' })
+    const ms = Number(r.stdout.trim())
+    if (r.status === 0 && Number.isFinite(ms)) this.speedProbes.push({ when, ms })
   }
 
   async startAll (phase: Phase): Promise<RunningSystem[]> {
@@ -506,7 +519,7 @@ async function main (): Promise<void> {
         machine: machine(),
         versions: versions(node, options.systems.includes('haproxy')),
         pinning: { proxyCpus: cpus.proxy, generatorCpus: cpus.generator, note: cpus.note },
-        load: { before: loadBefore, after: readLoadavg().one, samples: bench.loadSamples },
+        load: { before: loadBefore, after: readLoadavg().one, samples: bench.loadSamples, speedProbes: bench.speedProbes },
         maxLoad: options.maxLoad,
         options: { ...options },
         // Paths relative to the repository, the run's temporary folder as $TMP: shorter, and the same from run to run.

@@ -7,6 +7,14 @@ const int = (v: number | undefined): string => v === undefined || !Number.isFini
 const mbs = (v: number | undefined): string => v === undefined || !Number.isFinite(v) ? '—' : (v / MB).toFixed(1)
 const signed = (v: number | undefined, digits = 2): string => v === undefined || !Number.isFinite(v) ? '—' : `${v >= 0 ? '+' : ''}${v.toFixed(digits)}`
 
+/** The slowest speed probe over the fastest: more than this, and the CPU did not run at one speed. */
+export const PROBE_SPREAD_LIMIT = 1.25
+
+export function probeSpread (results: Results): number | undefined {
+  const ms = (results.meta.load.speedProbes ?? []).map((p) => p.ms).filter((v) => v > 0)
+  return ms.length < 2 ? undefined : Math.max(...ms) / Math.min(...ms)
+}
+
 export const STATUS_MARK: Record<Target['status'], string> = { met: '✅ met', 'not met': '❌ not met', 'not measured': '⚪ not measured' }
 
 export function isNoisy (results: Results, summary: Summary): { noisy: boolean, why: string[] } {
@@ -15,6 +23,10 @@ export function isNoisy (results: Results, summary: Summary): { noisy: boolean, 
   if (load.before >= maxLoad) why.push(`the 1-minute load average was ${load.before.toFixed(2)} when the run started (≥ ${maxLoad})`)
   // Other engineers' CPU use while wrk ran: more than a fifth of a core skews the pinned cores.
   if (summary.foreignCores.median > 0.2) why.push(`other processes used a median ${summary.foreignCores.median.toFixed(2)} cores while wrk ran`)
+  const spread = probeSpread(results)
+  if (spread !== undefined && spread > PROBE_SPREAD_LIMIT) {
+    why.push(`the same fixed work took up to ${((spread - 1) * 100).toFixed(0)} % longer at one point of the run than at another on the proxy's CPU (a busy host: this VM may not report steal time)`)
+  }
   return { noisy: why.length > 0, why }
 }
 
@@ -30,12 +42,13 @@ function sseCell (s: SystemSummary): string {
 function summaryTable (summary: Summary, connections: number[]): string[] {
   const c = summary.loadConnections
   const lat = connections.map((n) => `p50 / p99 @${n}, ms`)
-  const head = ['system', `req/s @${c}`, '× nginx', `CPU µs/req @${c}`, ...lat, 'RSS idle / load, MB', 'SSE 1st event', 'SSE event delay p50 / p99, ms', 'RSS Δ upload, MB', 'RSS Δ download, MB', 'KB / idle conn']
+  const head = ['system', `req/s @${c}`, '× nginx', `CPU µs/req @${c}`, 'CPU × nginx\'s', ...lat, 'RSS idle / load, MB', 'SSE 1st event', 'SSE event delay p50 / p99, ms', 'RSS Δ upload, MB', 'RSS Δ download, MB', 'KB / idle conn']
   const rows = summary.systems.map((s) => [
     s.label,
     int(s.rps[c]),
     fmt(s.ratioToNginx[c], 3),
     fmt(s.cpuUsPerRequest[c], 1),
+    fmt(s.cpuRatioToNginx[c], 2),
     ...connections.map((n) => `${fmt(s.p50Ms[n])} / ${fmt(s.p99Ms[n])}`),
     `${mbs(s.idleRssBytes)} / ${mbs(s.loadRssBytes)}`,
     sseCell(s),
@@ -45,7 +58,7 @@ function summaryTable (summary: Summary, connections: number[]): string[] {
     s.idleConnectionBytes === undefined ? '—' : fmt(s.idleConnectionBytes / 1024, 1)
   ])
   if (summary.direct !== undefined) {
-    rows.push(['(no proxy: client → upstream)', '', '', '', ...connections.map(() => ''), '', `${fmt(summary.direct.firstEventMs)} ms`,
+    rows.push(['(no proxy: client → upstream)', '', '', '', '', ...connections.map(() => ''), '', `${fmt(summary.direct.firstEventMs)} ms`,
       `${fmt(summary.direct.eventDelayMs)} / ${fmt(summary.direct.eventDelayP99Ms)}`, '', '', ''])
   }
   return markdownTable(head, rows)
@@ -73,14 +86,17 @@ export function renderMarkdown (results: Results, summary: Summary, targets: Tar
   L.push(`- **Machine:** ${meta.machine.cpuModel}, ${meta.machine.cores} cores${meta.machine.virtualised ? ' (virtual machine)' : ''}, ${(meta.machine.memoryBytes / 2 ** 30).toFixed(1)} GiB, Linux ${meta.machine.kernel}`)
   L.push(`- **Versions:** ${Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`)
   L.push(`- **Pinning:** ${meta.pinning.note}`)
-  L.push(`- **Load average (1 min):** ${meta.load.samples.map((s) => `${s.when} ${s.one.toFixed(2)}`).join(', ')}`)
+  L.push(`- **Load average (1 min):** ${meta.load.samples.map((s) => `${s.when} ${s.one.toFixed(2)}`).join(', ')} (the benchmark's own processes count in it after the start)`)
+  if ((meta.load.speedProbes ?? []).length > 0) {
+    L.push(`- **Speed of the proxy's CPU** (a fixed loop, best of 5, ms; should not move): ${(meta.load.speedProbes ?? []).map((p) => `${p.when} ${p.ms.toFixed(1)}`).join(', ')}`)
+  }
   L.push(`- **CPU of other processes while wrk ran:** median ${fmt(summary.foreignCores.median)} cores, max ${fmt(summary.foreignCores.max)}; the load generator's core (wrk + upstreams) was at most ${fmt(summary.generatorCoresMax)} cores busy${summary.generatorCoresMax > 0.95 ? ' — saturated: the fastest systems may be held back by the load generator, which flatters the others\' ratios' : ''}.`)
   const conns = meta.options.connections as number[]
   L.push(`- **Run:** ${meta.options.rounds as number} alternating rounds × ${conns.map((c) => `${c} connections (${c === Math.max(...conns) ? meta.options.durationSeconds as number : meta.options.latencyDurationSeconds as number} s per wrk run)`).join(', ')}; ${meta.options.sseStreamsPerRound as number} SSE streams per system per round (${meta.options.sseEvents as number} events, ${meta.options.sseIntervalMs as number} ms apart); ${size(meta.options.transferBytes as number)} up and down; ${meta.options.idleConnections as number} idle connections.`)
   L.push('')
 
   L.push('## Summary', '')
-  L.push(`Medians over rounds. Throughput and CPU at ${summary.loadConnections} connections, with each proxy pinned to its own core: the proxy is the bottleneck, so requests/s is the inverse of its CPU per request. "× nginx" is the median of the per-round ratios. RSS is VmRSS summed over the system's processes. RSS Δ is the peak growth while streaming ${size((meta.options.transferBytes as number))} through it. SSE times are medians over streams (first event: request sent → first event received on a fresh connection) and over events (delay: upstream write → client receipt).`, '')
+  L.push(`Medians over rounds. Throughput and CPU at ${summary.loadConnections} connections, with each proxy pinned to its own core: the proxy is the bottleneck, so requests/s is the inverse of its CPU per request. "× nginx" and "CPU × nginx's" are medians of the per-round ratios (the steadiest figures when the machine's speed drifts). RSS is VmRSS summed over the system's processes. RSS Δ is the peak growth while streaming ${size((meta.options.transferBytes as number))} through it. SSE times are medians over streams (first event: request sent → first event received on a fresh connection) and over events (delay: upstream write → client receipt).`, '')
   L.push(...summaryTable(summary, connections), '')
 
   L.push('## Targets (issue 6)', '')

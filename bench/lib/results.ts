@@ -73,7 +73,13 @@ export interface RunMeta {
   machine: { cpuModel: string, cores: number, kernel: string, memoryBytes: number, virtualised: boolean }
   versions: Record<string, string>
   pinning: { proxyCpus: string | undefined, generatorCpus: string | undefined, note: string }
-  load: { before: number, after: number, samples: Array<{ when: string, one: number }> }
+  load: {
+    before: number
+    after: number
+    samples: Array<{ when: string, one: number }>
+    /** ms a fixed loop took on the system under test's CPU at each sample (best of 5) */
+    speedProbes?: Array<{ when: string, ms: number }>
+  }
   maxLoad: number
   options: Record<string, unknown>
   commands: string[]
@@ -100,6 +106,8 @@ export interface SystemSummary {
   rps: Record<number, number>
   ratioToNginx: Record<number, number>
   cpuUsPerRequest: Record<number, number>
+  /** Median over rounds of (CPU per request / nginx's in the same round) */
+  cpuRatioToNginx: Record<number, number>
   p50Ms: Record<number, number>
   p99Ms: Record<number, number>
   /** Median over rounds of (this p99 − nginx's p99 in the same round) */
@@ -159,6 +167,7 @@ export function summarise (results: Results): Summary {
       rps: {},
       ratioToNginx: {},
       cpuUsPerRequest: {},
+      cpuRatioToNginx: {},
       p50Ms: {},
       p99Ms: {},
       p99OverNginxMs: {},
@@ -174,6 +183,7 @@ export function summarise (results: Results): Summary {
       summary.p50Ms[c] = median(runs.map((r) => r.latencyMs.p50))
       summary.p99Ms[c] = median(runs.map((r) => r.latencyMs.p99))
       const round = (r: ThroughputRun): number => r.round
+      summary.cpuRatioToNginx[c] = median(roundRatios(byRound(runs, (r) => r.cpuUsPerRequest, round), byRound(reference, (r) => r.cpuUsPerRequest, round)))
       summary.ratioToNginx[c] = median(roundRatios(byRound(runs, (r) => r.requestsPerSecond, round), byRound(reference, (r) => r.requestsPerSecond, round)))
       summary.p99OverNginxMs[c] = median(roundDifferences(byRound(runs, (r) => r.latencyMs.p99, round), byRound(reference, (r) => r.latencyMs.p99, round)))
     }

@@ -119,6 +119,19 @@ test('late growth compares the second half\'s peak with the first half\'s', () =
   assert.equal(lateGrowth(transfer('relay', 'upload', 0, [100, 110, 120, 130])) / MB, 20)
 })
 
+test('CPU per request is also compared to nginx\'s within each round', () => {
+  const relay = summarise(fixture()).systems.find((x) => x.id === 'relay')
+  assert.ok(Math.abs((relay?.cpuRatioToNginx[50] as number) - 83 / 21) < 1e-9)
+})
+
+test('a run is noisy when the same fixed work took much longer at one point than another', () => {
+  const r = fixture()
+  r.meta.load.speedProbes = [{ when: 'start', ms: 40 }, { when: 'end', ms: 44 }]
+  assert.equal(isNoisy(r, summarise(r)).noisy, false)
+  r.meta.load.speedProbes.push({ when: 'after round 2', ms: 60 })
+  assert.match(isNoisy(r, summarise(r)).why.join(), /50 % longer/)
+})
+
 test('a run is noisy when the load was high at the start or others used the CPU', () => {
   const r = fixture()
   assert.equal(isNoisy(r, summarise(r)).noisy, false)

@@ -21,6 +21,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url))
 /** A fixed amount of arithmetic, best of five, in ms: the same on an idle CPU from run to run. */
 const PROBE = 'let best = Infinity; for (let r = 0; r < 5; r++) { const t = process.hrtime.bigint(); let x = 0; for (let i = 0; i < 2e7; i++) x = (x * 31 + i) | 0; best = Math.min(best, Number(process.hrtime.bigint() - t) / 1e6); if (x === 42) console.log() } console.log(best.toFixed(2))'
 const started = performance.now()
+const WARMUP_MAX_RUNS = 10
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 const log = (message: string): void => { process.stderr.write(`[bench ${((performance.now() - started) / 1000).toFixed(0).padStart(3)} s] ${message}\n`) }
 
@@ -129,6 +130,7 @@ class Bench {
   readonly results: Omit<Results, 'meta'> = { systems: [], throughput: [], sse: [], transfers: [], idle: [], workers: [] }
   readonly loadSamples: Array<{ when: string, one: number }> = []
   readonly speedProbes: Array<{ when: string, ms: number }> = []
+  readonly warmups: string[] = []
   relayRequestsSent = 0
 
   constructor (options: BenchOptions, dir: string, ctx: StartContext, cpus: Cpus) {
@@ -219,8 +221,21 @@ class Bench {
     const { rounds, connections, durationSeconds, latencyDurationSeconds } = this.options
     const top = Math.max(...connections)
     const seconds = (c: number): number => c === top ? durationSeconds : latencyDurationSeconds
-    log(`warm-up: ${systems.length} systems × 1 s at ${top} connections`)
-    for (const system of systems) await this.wrk(system, top, 1)
+    // Node.js systems take seconds of load before the JIT has settled (the relay's first 2 s cost
+    // 2-5x its steady CPU per request): 1 s runs until two in a row agree within 10 %, at most 10.
+    for (const system of systems) {
+      let previous = NaN
+      let runs = 0
+      let settled = false
+      while (runs < WARMUP_MAX_RUNS && !settled) {
+        const { cpuUs } = await this.wrk(system, top, 1)
+        runs++
+        settled = Math.abs(cpuUs - previous) / previous < 0.1
+        previous = cpuUs
+      }
+      this.warmups.push(`${SYSTEM_LABELS[system.id]} ${runs} s${settled ? '' : ' (still moving)'}`)
+    }
+    log(`warm-up at ${top} connections, until CPU per request settles: ${this.warmups.join(', ')}`)
     this.sampleLoad('after warm-up')
     const shown = new Set<string>()
     for (let round = 1; round <= rounds; round++) {
@@ -509,6 +524,7 @@ async function main (): Promise<void> {
     }
     bench.sampleLoad('end')
     const notes = wants('throughput') || wants('idle') ? bench.checkRelayLogs() : []
+    if (bench.warmups.length > 0) notes.push(`Before the first round each system was warmed up with 1 s wrk runs at ${Math.max(...options.connections)} connections until two in a row agreed on CPU per request within 10 % (at most ${WARMUP_MAX_RUNS} s): ${bench.warmups.join(', ')}.`)
     notes.push('RSS sums VmRSS over a system\'s processes, so pages nginx\'s master and worker share count twice (a few MB).')
     notes.push('The reference proxies (nginx, HAProxy) log nothing and the Node.js reference rows neither; the relay logs one JSON line per request (to a file here, to a pipe in Kubernetes), as it does in production.')
     notes.push(`The harness (Node.js ${process.version}) runs the SSE, transfer and idle-connection clients on the load generator's CPU; the relay and the Node.js rows run on ${nodeVersion}.`)

@@ -94,7 +94,7 @@ function versions (relayNode: string, haproxy: boolean): Record<string, string> 
   const commit = output('git', ['rev-parse', '--short=12', 'HEAD'])
   const dirty = output('git', ['status', '--porcelain', '--', 'src', 'package.json', 'package-lock.json']) !== ''
   const v: Record<string, string> = {
-    relay: `${commit}${dirty ? ' (with uncommitted changes in src/ or the lockfile)' : ''} on branch ${output('git', ['rev-parse', '--abbrev-ref', 'HEAD'])}`,
+    relay: `${commit}${dirty ? ' (with uncommitted changes in src/ or the lockfile)' : ''} on branch ${output('git', ['rev-parse', '--abbrev-ref', 'HEAD'])}, src/ last changed in ${output('git', ['log', '-1', '--format=%h %s', '--', 'src']).slice(0, 90)}`,
     'Node.js (relay and Node.js rows)': output(relayNode, ['-v']),
     'Node.js (harness)': process.version,
     nginx: output('nginx', ['-v']).replace(/^nginx version: /, ''),

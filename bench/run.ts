@@ -217,24 +217,28 @@ class Bench {
     }
   }
 
+  /**
+   * Node.js systems take seconds of load before the JIT has settled (the relay's first 2 s cost
+   * 2-5x its steady CPU per request): 1 s runs until two in a row agree within 10 %, at most 10.
+   */
+  async warmUp (system: RunningSystem, connections: number, generatorCpus = this.cpus.generator): Promise<string> {
+    let previous = NaN
+    let runs = 0
+    let settled = false
+    while (runs < WARMUP_MAX_RUNS && !settled) {
+      const { cpuUs } = await this.wrk(system, connections, 1, generatorCpus)
+      runs++
+      settled = Math.abs(cpuUs - previous) / previous < 0.1
+      previous = cpuUs
+    }
+    return `${SYSTEM_LABELS[system.id]} ${runs} s${settled ? '' : ' (still moving)'}`
+  }
+
   async throughput (systems: RunningSystem[]): Promise<void> {
     const { rounds, connections, durationSeconds, latencyDurationSeconds } = this.options
     const top = Math.max(...connections)
     const seconds = (c: number): number => c === top ? durationSeconds : latencyDurationSeconds
-    // Node.js systems take seconds of load before the JIT has settled (the relay's first 2 s cost
-    // 2-5x its steady CPU per request): 1 s runs until two in a row agree within 10 %, at most 10.
-    for (const system of systems) {
-      let previous = NaN
-      let runs = 0
-      let settled = false
-      while (runs < WARMUP_MAX_RUNS && !settled) {
-        const { cpuUs } = await this.wrk(system, top, 1)
-        runs++
-        settled = Math.abs(cpuUs - previous) / previous < 0.1
-        previous = cpuUs
-      }
-      this.warmups.push(`${SYSTEM_LABELS[system.id]} ${runs} s${settled ? '' : ' (still moving)'}`)
-    }
+    for (const system of systems) this.warmups.push(await this.warmUp(system, top))
     log(`warm-up at ${top} connections, until CPU per request settles: ${this.warmups.join(', ')}`)
     this.sampleLoad('after warm-up')
     const shown = new Set<string>()
@@ -368,7 +372,7 @@ class Bench {
     const two = await startSystem('relay-2w', 'json', this.upstreams.ports, ctx)
     this.commands.push('# RELAY_WORKERS=1 and =2, for the workers target', one.command, two.command)
     try {
-      for (const s of [one, two]) await this.wrk(s, c, 1, generatorCpus)
+      for (const s of [one, two]) this.warmups.push(await this.warmUp(s, c, generatorCpus))
       for (let round = 1; round <= this.options.rounds; round++) {
         log(`workers round ${round}/${this.options.rounds}`)
         for (const s of rotate([one, two], round - 1)) {

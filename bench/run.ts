@@ -1,0 +1,586 @@
+// `npm run bench`: the relay beside nginx (and HAProxy, and two Node.js reference relays), measured
+// the same way on the same machine. Writes bench/RESULTS.md, bench/latency.svg and bench/results.json,
+// prints a summary, and refuses (exit 1, nothing written) a run with any error. See docs/performance.md.
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus as osCpus, release, tmpdir, totalmem } from 'node:os'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { download, openIdleConnections, timeSseStream, upload } from './lib/clients.js'
+import { USAGE, parseOptions, type BenchOptions } from './lib/options.js'
+import { cpuTicks, hwmBytes, readCpuTimes, readLoadavg, readProcStat, resetPeakRss, rssBytes } from './lib/proc.js'
+import { ProcessRegistry, httpGet } from './lib/processes.js'
+import { isNoisy, renderMarkdown, renderStdout } from './lib/report.js'
+import { evaluateTargets, size, summarise, type IdleRun, type Results, type SseRun, type SystemRecord, type ThroughputRun, type TransferRun, type WorkersRun } from './lib/results.js'
+import { rotate } from './lib/stats.js'
+import { latencySvg } from './lib/svg.js'
+import { JSON_BODY, SYSTEM_DESCRIPTIONS, compileServers, SYSTEM_LABELS, startSystem, startUpstreams, type Phase, type RunningSystem, type StartContext, type SystemId, type Upstreams } from './lib/systems.js'
+import { WRK_REPORT_LUA, parseWrkOutput, wrkArgs } from './lib/wrk.js'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+/** A fixed amount of arithmetic, best of five, in ms: the same on an idle CPU from run to run. */
+const PROBE = 'let best = Infinity; for (let r = 0; r < 5; r++) { const t = process.hrtime.bigint(); let x = 0; for (let i = 0; i < 2e7; i++) x = (x * 31 + i) | 0; best = Math.min(best, Number(process.hrtime.bigint() - t) / 1e6); if (x === 42) console.log() } console.log(best.toFixed(2))'
+const started = performance.now()
+const WARMUP_MAX_RUNS = 10
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+const log = (message: string): void => { process.stderr.write(`[bench ${((performance.now() - started) / 1000).toFixed(0).padStart(3)} s] ${message}\n`) }
+
+function has (command: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0
+}
+
+function output (cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', cwd: ROOT })
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim()
+}
+
+/** The CPUs this process may run on (cgroup or taskset limits included), from /proc/self/status. */
+function allowedCpus (): number[] {
+  const line = /^Cpus_allowed_list:\s*(.+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? ''
+  const cpus: number[] = []
+  for (const part of line.split(',')) {
+    const [a, b] = part.split('-').map(Number)
+    if (a === undefined || !Number.isInteger(a)) continue
+    for (let c = a; c <= (b ?? a); c++) cpus.push(c)
+  }
+  return cpus.length > 0 ? cpus : osCpus().map((_, i) => i)
+}
+
+function cpuList (cpus: number[]): string {
+  return cpus.join(',')
+}
+
+/** The open-files limit; re-runs this script under a raised one when it is too low for the idle connections. */
+function ensureFdLimit (needed: number): number {
+  const soft = Number(output('sh', ['-c', 'ulimit -n']))
+  if (soft >= needed || process.env.BENCH_FD_RAISED === '1') return soft
+  const hard = output('sh', ['-c', 'ulimit -Hn'])
+  const target = hard === 'unlimited' ? needed : Math.min(needed, Number(hard))
+  log(`raising the open-files limit from ${soft} to ${target} and starting again`)
+  const r = spawnSync('sh', ['-c', `ulimit -n ${target} && exec "$@"`, 'sh', process.execPath, ...process.execArgv, ...process.argv.slice(1)],
+    { stdio: 'inherit', env: { ...process.env, BENCH_FD_RAISED: '1' } })
+  process.exit(r.status ?? 1)
+}
+
+function resolveNode (choice: string): string {
+  if (choice === 'system') return process.execPath
+  if (choice !== 'node24') return resolve(choice)
+  const r = spawnSync('bash', [join(ROOT, 'scripts/node24')], { encoding: 'utf8', cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+  if (r.status !== 0) throw new Error('cannot get Node.js 24 through scripts/node24 (it needs the npm registry once); use --node=system or --node=/path/to/node')
+  const dir = r.stdout.trim()
+  return dir === '' ? 'node' : join(dir, 'node') // empty: the node on PATH is already 24+
+}
+
+function machine (): Results['meta']['machine'] {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8')
+  return {
+    cpuModel: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? osCpus()[0]?.model ?? 'unknown',
+    cores: osCpus().length,
+    kernel: release(),
+    memoryBytes: totalmem(),
+    virtualised: /^flags\s*:.*\bhypervisor\b/m.test(cpuinfo)
+  }
+}
+
+function packageVersion (name: string): string {
+  try {
+    return (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version
+  } catch {
+    return '?'
+  }
+}
+
+function versions (relayNode: string, haproxy: boolean): Record<string, string> {
+  const commit = output('git', ['rev-parse', '--short=12', 'HEAD'])
+  const dirty = output('git', ['status', '--porcelain', '--', 'src', 'package.json', 'package-lock.json']) !== ''
+  const v: Record<string, string> = {
+    relay: `${commit}${dirty ? ' (with uncommitted changes in src/ or the lockfile)' : ''} on branch ${output('git', ['rev-parse', '--abbrev-ref', 'HEAD'])}, src/ last changed in ${output('git', ['log', '-1', '--format=%h %s', '--', 'src']).slice(0, 90)}`,
+    'Node.js (relay and Node.js rows)': output(relayNode, ['-v']),
+    'Node.js (harness)': process.version,
+    nginx: output('nginx', ['-v']).replace(/^nginx version: /, ''),
+    wrk: output('wrk', ['-v']).split('\n')[0]?.replace(/^wrk /, '').replace(/ Copyright.*$/, '') ?? '?'
+  }
+  if (haproxy) v.haproxy = /version (\S+)/.exec(output('haproxy', ['-v']))?.[1] ?? '?'
+  for (const name of ['fastify', '@fastify/http-proxy', '@fastify/reply-from', 'undici', 'pino', 'prom-client']) v[name] = packageVersion(name)
+  return v
+}
+
+interface Cpus { proxy: string | undefined, generator: string | undefined, note: string }
+
+function planCpus (options: BenchOptions, allowed: number[]): Cpus {
+  if (!options.pin) return { proxy: undefined, generator: undefined, note: 'none (--no-pin): every process on any CPU' }
+  if (!has('taskset')) return { proxy: undefined, generator: undefined, note: 'none: taskset is missing (Debian: util-linux)' }
+  if (allowed.length < 2) return { proxy: undefined, generator: undefined, note: `none: only ${allowed.length} CPU available` }
+  const proxy = String(allowed[0])
+  const generator = cpuList(allowed.slice(1))
+  return { proxy, generator, note: `the system under test on CPU ${proxy}; wrk, the upstreams and the harness (SSE, transfer and idle-connection clients) on CPU ${generator}` }
+}
+
+class Bench {
+  readonly options: BenchOptions
+  readonly registry: ProcessRegistry
+  readonly dir: string
+  readonly ctx: StartContext
+  readonly cpus: Cpus
+  readonly clockTicks: number
+  readonly luaScript: string
+  readonly commands: string[] = []
+  readonly configs = new Map<string, string>()
+  upstreams!: Upstreams
+  readonly results: Omit<Results, 'meta'> = { systems: [], throughput: [], sse: [], transfers: [], idle: [], workers: [] }
+  readonly loadSamples: Array<{ when: string, one: number }> = []
+  readonly speedProbes: Array<{ when: string, ms: number }> = []
+  readonly warmups: string[] = []
+  relayRequestsSent = 0
+
+  constructor (options: BenchOptions, dir: string, ctx: StartContext, cpus: Cpus) {
+    this.options = options
+    this.dir = dir
+    this.registry = ctx.registry
+    this.ctx = ctx
+    this.cpus = cpus
+    this.clockTicks = Number(output('getconf', ['CLK_TCK'])) || 100
+    this.luaScript = join(dir, 'report.lua')
+    writeFileSync(this.luaScript, WRK_REPORT_LUA)
+  }
+
+  /**
+   * The load average, and how long a fixed piece of work takes on the system under test's CPU: a
+   * virtual machine whose host is busy (some report no steal time) shows it only as a slower CPU.
+   */
+  sampleLoad (when: string): void {
+    this.loadSamples.push({ when, one: readLoadavg().one })
+    const args = ['-e', PROBE]
+    const r = this.cpus.proxy === undefined
+      ? spawnSync(this.ctx.node, args, { encoding: 'utf8' })
+      : spawnSync('taskset', ['-c', this.cpus.proxy, this.ctx.node, ...args], { encoding: 'utf8' })
+    const ms = Number(r.stdout.trim())
+    if (r.status === 0 && Number.isFinite(ms)) this.speedProbes.push({ when, ms })
+  }
+
+  async startAll (phase: Phase): Promise<RunningSystem[]> {
+    const running: RunningSystem[] = []
+    for (const id of this.options.systems) {
+      const system = await startSystem(id, phase, this.upstreams.ports, this.ctx)
+      running.push(system)
+      this.commands.push(`# ${SYSTEM_LABELS[id]}, phase ${phase === 'json' ? 1 : 2}${this.cpus.proxy === undefined ? '' : ` (pinned: taskset -c ${this.cpus.proxy})`}`, system.command)
+      if (system.config !== undefined) this.configs.set(system.config.name, system.config.text)
+      const answer = await httpGet(`${system.url}/json`)
+      if (answer.status !== 200 || answer.body !== JSON_BODY) throw new Error(`${id} answered GET /json with ${answer.status} ${answer.body.slice(0, 200)}`)
+    }
+    return running
+  }
+
+  async stopAll (systems: RunningSystem[]): Promise<void> {
+    await Promise.all(systems.map((s) => this.registry.stop(s.managed)))
+  }
+
+  async wrk (system: RunningSystem, connections: number, seconds: number, generatorCpus = this.cpus.generator): Promise<{ run: ReturnType<typeof parseWrkOutput>, command: string, cpuUs: number, rssMax: number, generatorCores: number, foreignCores: number }> {
+    const pids = system.pids()
+    const generatorPids = this.upstreams.pids()
+    const self = (): { own: number, children: number } => {
+      const s = readProcStat(process.pid)
+      return s === undefined ? { own: 0, children: 0 } : { own: s.utime + s.stime, children: s.cutime + s.cstime }
+    }
+    let rssMax = rssBytes(pids)
+    const sampler = setInterval(() => { rssMax = Math.max(rssMax, rssBytes(pids)) }, 100)
+    const before = { sut: cpuTicks(pids), gen: cpuTicks(generatorPids), self: self(), machine: readCpuTimes(), at: performance.now() }
+    const args = wrkArgs({ url: `${system.url}/json`, connections, durationSeconds: seconds, script: this.luaScript })
+    let result: Awaited<ReturnType<ProcessRegistry['run']>>
+    try {
+      result = await this.registry.run(`wrk-${system.id}-${connections}`, 'wrk', args, { cpus: generatorCpus })
+    } finally {
+      clearInterval(sampler)
+    }
+    const after = { sut: cpuTicks(pids), gen: cpuTicks(generatorPids), self: self(), machine: readCpuTimes(), at: performance.now() }
+    if (result.code !== 0) throw new Error(`wrk exited with ${result.code}: ${result.stderr}\n${result.stdout}`)
+    let run
+    try {
+      run = parseWrkOutput(result.stdout)
+    } catch (err) {
+      throw new Error(`${SYSTEM_LABELS[system.id]} at ${connections} connections: ${(err as Error).message}`)
+    }
+    if (system.id === 'relay' || system.id === 'relay-2w') this.relayRequestsSent += run.requests
+    const ticks = (t: number): number => t / this.clockTicks
+    const elapsed = (after.at - before.at) / 1000
+    // wrk is a child this process waits for: its CPU lands in our cutime/cstime when it is reaped.
+    const wrkTicks = after.self.children - before.self.children
+    const ours = (after.sut - before.sut) + (after.gen - before.gen) + (after.self.own - before.self.own) + wrkTicks
+    const machineTicks = (after.machine.process - before.machine.process) + (after.machine.steal - before.machine.steal)
+    return {
+      run,
+      command: result.commandLine,
+      cpuUs: ticks(after.sut - before.sut) * 1e6 / run.requests,
+      rssMax,
+      generatorCores: ticks((after.gen - before.gen) + wrkTicks) / elapsed,
+      foreignCores: Math.max(0, ticks(machineTicks - ours) / elapsed)
+    }
+  }
+
+  /**
+   * Node.js systems take seconds of load before the JIT has settled (the relay's first 2 s cost
+   * 2-5x its steady CPU per request): 1 s runs until two in a row agree within 10 %, at most 10.
+   */
+  async warmUp (system: RunningSystem, connections: number, generatorCpus = this.cpus.generator): Promise<string> {
+    let previous = NaN
+    let runs = 0
+    let settled = false
+    while (runs < WARMUP_MAX_RUNS && !settled) {
+      const { cpuUs } = await this.wrk(system, connections, 1, generatorCpus)
+      runs++
+      settled = Math.abs(cpuUs - previous) / previous < 0.1
+      previous = cpuUs
+    }
+    return `${SYSTEM_LABELS[system.id]} ${runs} s${settled ? '' : ' (still moving)'}`
+  }
+
+  async throughput (systems: RunningSystem[]): Promise<void> {
+    const { rounds, connections, durationSeconds, latencyDurationSeconds } = this.options
+    const top = Math.max(...connections)
+    const seconds = (c: number): number => c === top ? durationSeconds : latencyDurationSeconds
+    for (const system of systems) this.warmups.push(await this.warmUp(system, top))
+    log(`warm-up at ${top} connections, until CPU per request settles: ${this.warmups.join(', ')}`)
+    this.sampleLoad('after warm-up')
+    const shown = new Set<string>()
+    for (let round = 1; round <= rounds; round++) {
+      log(`throughput round ${round}/${rounds}: ${connections.map((c) => `${c} connections × ${seconds(c)} s`).join(', ')}, × ${systems.length} systems`)
+      for (const c of connections) {
+        for (const system of rotate(systems, round - 1)) {
+          const m = await this.wrk(system, c, seconds(c))
+          const key = `${system.id}/${c}`
+          if (!shown.has(key)) {
+            shown.add(key)
+            this.commands.push(`${m.command}  # ${SYSTEM_LABELS[system.id]}`)
+          }
+          const l = m.run.latencyUs
+          const run: ThroughputRun = {
+            system: system.id,
+            round,
+            connections: c,
+            requests: m.run.requests,
+            seconds: m.run.durationSeconds,
+            requestsPerSecond: m.run.requestsPerSecond,
+            cpuUsPerRequest: m.cpuUs,
+            latencyMs: { p50: l.p50 / 1000, p90: l.p90 / 1000, p99: l.p99 / 1000, max: l.max / 1000 },
+            rssMaxBytes: m.rssMax,
+            generatorCores: m.generatorCores,
+            foreignCores: m.foreignCores,
+            command: m.command
+          }
+          this.results.throughput.push(run)
+        }
+      }
+      this.sampleLoad(`after round ${round}`)
+    }
+  }
+
+  async idleConnections (systems: RunningSystem[]): Promise<void> {
+    const n = this.options.idleConnections
+    for (const system of systems) {
+      log(`idle connections: ${n} to ${system.id}`)
+      const pids = system.pids()
+      await sleep(500)
+      const rssBefore = rssBytes(pids)
+      const conns = await openIdleConnections(Number(new URL(system.url).port), '/json', n)
+      if (system.id === 'relay') this.relayRequestsSent += n
+      await sleep(1000)
+      const rssAfter = rssBytes(pids)
+      const closed = conns.closed()
+      conns.close()
+      if (closed > 0) throw new Error(`${system.id} closed ${closed} of ${n} idle keep-alive connections within a second`)
+      const run: IdleRun = { system: system.id, connections: n, rssBeforeBytes: rssBefore, rssAfterBytes: rssAfter }
+      this.results.idle.push(run)
+      await sleep(200)
+    }
+  }
+
+  async sse (systems: RunningSystem[]): Promise<void> {
+    const { rounds, sseStreamsPerRound, sseEvents, sseIntervalMs } = this.options
+    const targets: Array<{ id: SystemId | 'direct', url: string }> = [
+      ...systems.map((s) => ({ id: s.id, url: s.url })),
+      { id: 'direct', url: `http://127.0.0.1:${this.upstreams.ports.stream}` }
+    ]
+    log(`SSE: warm-up, then ${rounds} rounds × ${targets.length} targets × ${sseStreamsPerRound} streams of ${sseEvents} events ${sseIntervalMs} ms apart`)
+    for (const t of targets) await timeSseStream(t.url, 3, sseIntervalMs)
+    for (let round = 1; round <= rounds; round++) {
+      for (const t of rotate(targets, round - 1)) {
+        for (let i = 0; i < sseStreamsPerRound; i++) {
+          const timing = await timeSseStream(t.url, sseEvents, sseIntervalMs)
+          const run: SseRun = { system: t.id, round, firstEventMs: timing.firstEventMs, eventDelaysMs: timing.eventDelaysMs }
+          this.results.sse.push(run)
+        }
+      }
+    }
+  }
+
+  async transfers (systems: RunningSystem[]): Promise<void> {
+    const bytes = this.options.transferBytes
+    for (const system of systems) {
+      for (const direction of ['upload', 'download'] as const) {
+        log(`${direction}: ${size(bytes)} through ${system.id}`)
+        const pids = system.pids()
+        await sleep(300)
+        const baseline = rssBytes(pids)
+        const hwmReset = resetPeakRss(pids)
+        // The highest RSS seen in each quarter of the bytes: a bounded sawtooth (garbage awaiting the
+        // collector) peaks alike in every quarter, memory that grows with size does not.
+        const quarters = [baseline, 0, 0, 0]
+        let transferred = 0
+        const sample = (): void => {
+          const q = Math.min(3, Math.floor((transferred / bytes) * 4))
+          quarters[q] = Math.max(quarters[q] as number, rssBytes(pids))
+        }
+        const sampler = setInterval(sample, 25)
+        let lastQuarter = 0
+        const onBytes = (n: number): void => {
+          transferred = n
+          const q = Math.min(3, Math.floor((n / bytes) * 4))
+          if (q !== lastQuarter) {
+            lastQuarter = q
+            sample()
+          }
+        }
+        let seconds: number
+        try {
+          seconds = direction === 'upload' ? await upload(system.url, bytes, { onBytes }) : await download(system.url, bytes, { onBytes })
+        } finally {
+          clearInterval(sampler)
+        }
+        transferred = bytes
+        sample()
+        const sampled = Math.max(...quarters)
+        const peak = hwmReset ? Math.max(hwmBytes(pids), sampled) : sampled
+        const run: TransferRun = {
+          system: system.id,
+          direction,
+          bytes,
+          seconds,
+          baselineRssBytes: baseline,
+          peakGrowthBytes: peak - baseline,
+          peakMethod: hwmReset ? 'VmHWM' : 'sampled',
+          quarterMaxRssBytes: quarters
+        }
+        this.results.transfers.push(run)
+      }
+    }
+  }
+
+  async workers (workersCpus: string | undefined, generatorCpus: string | undefined): Promise<void> {
+    const ctx: StartContext = { ...this.ctx, proxyCpus: workersCpus }
+    const c = Math.max(...this.options.connections)
+    const one = await startSystem('relay', 'json', this.upstreams.ports, ctx)
+    const two = await startSystem('relay-2w', 'json', this.upstreams.ports, ctx)
+    this.commands.push('# RELAY_WORKERS=1 and =2, for the workers target', one.command, two.command)
+    try {
+      for (const s of [one, two]) this.warmups.push(await this.warmUp(s, c, generatorCpus))
+      for (let round = 1; round <= this.options.rounds; round++) {
+        log(`workers round ${round}/${this.options.rounds}`)
+        for (const s of rotate([one, two], round - 1)) {
+          const m = await this.wrk(s, c, this.options.durationSeconds, generatorCpus)
+          const run: WorkersRun = { round, workers: s.id === 'relay' ? 1 : 2, connections: c, requestsPerSecond: m.run.requestsPerSecond, cpus: workersCpus ?? 'any' }
+          this.results.workers.push(run)
+        }
+      }
+    } finally {
+      await this.stopAll([one, two])
+    }
+  }
+
+  /** Every line the relay logged: no error, and one completed line per request answered. */
+  checkRelayLogs (): string[] {
+    const notes: string[] = []
+    let completed = 0
+    for (const file of this.ctx.relayLogs) {
+      for (const line of readFileSync(file, 'utf8').split('\n')) {
+        if (line === '') continue
+        let entry: { level?: string, msg?: string, statusCode?: number }
+        try {
+          entry = JSON.parse(line)
+        } catch {
+          throw new Error(`the relay wrote a line that is not JSON to stdout (${file}): ${line.slice(0, 200)}`)
+        }
+        if (entry.level === 'error' || entry.level === 'fatal') throw new Error(`refusing this run: the relay logged an error (${file}): ${line.slice(0, 500)}`)
+        if (entry.msg === 'request completed') {
+          completed++
+          if (entry.statusCode === undefined || entry.statusCode < 200 || entry.statusCode > 299) throw new Error(`refusing this run: the relay answered ${entry.statusCode}: ${line.slice(0, 300)}`)
+        }
+      }
+    }
+    if (completed < this.relayRequestsSent) throw new Error(`the relay logged ${completed} completed requests, fewer than the ${this.relayRequestsSent} answered: is request logging off?`)
+    notes.push(`The relay logged ${completed.toLocaleString('en-US')} request lines at INFO (each checked: JSON, status 2xx, no error line) for the ${this.relayRequestsSent.toLocaleString('en-US')} requests wrk and the clients counted (wrk stops counting at the end of its duration, the relay logs the requests in flight too).`)
+    return notes
+  }
+}
+
+async function main (): Promise<void> {
+  const allowed = allowedCpus()
+  const options = parseOptions(process.argv.slice(2), {
+    env: process.env,
+    cores: allowed.length,
+    installed: (id) => id !== 'haproxy' || has('haproxy')
+  })
+  if (options.help) {
+    process.stdout.write(USAGE)
+    return
+  }
+  const missing = ['nginx', 'wrk'].filter((c) => !has(c))
+  if (missing.length > 0) {
+    throw new Error(`${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} missing. On Debian or Ubuntu: sudo apt-get install ${missing.join(' ')} haproxy (haproxy is optional); on Fedora: sudo dnf install ${missing.join(' ')} haproxy; on macOS this benchmark does not run (it reads Linux /proc).`)
+  }
+  if (!existsSync(join(ROOT, 'dist/server.js'))) throw new Error('dist/server.js is missing: run `npm run build` first (`npm run bench` does)')
+  const fdLimit = ensureFdLimit(Math.max(4096, options.idleConnections * 3 + 1024))
+
+  if (options.waitQuietSeconds > 0) {
+    const deadline = Date.now() + options.waitQuietSeconds * 1000
+    while (readLoadavg().one >= options.maxLoad && Date.now() < deadline) {
+      log(`waiting for a quiet machine: 1-minute load ${readLoadavg().one.toFixed(2)} ≥ ${options.maxLoad}`)
+      await sleep(10_000)
+    }
+  }
+  const loadBefore = readLoadavg().one
+  if (loadBefore >= options.maxLoad) log(`WARNING: 1-minute load average ${loadBefore.toFixed(2)} ≥ ${options.maxLoad}: this run will be marked noisy`)
+
+  const node = resolveNode(options.node)
+  const nodeVersion = output(node, ['-v'])
+  const cpus = planCpus(options, allowed)
+  // The harness is a load generator too (SSE, transfers, idle connections): on the generator's CPUs.
+  if (cpus.generator !== undefined) execFileSync('taskset', ['-apc', cpus.generator, String(process.pid)], { stdio: 'ignore' })
+
+  const dir = mkdtempSync(join(tmpdir(), 'tokenplace-bench-'))
+  const registry = new ProcessRegistry(dir)
+  let finished = false
+  const cleanupSync = (): void => {
+    registry.killAllSync()
+    if (!options.keepTemp) rmSync(dir, { recursive: true, force: true })
+  }
+  process.once('exit', () => { if (!finished) cleanupSync() })
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      log(`${signal}: stopping what this run started`)
+      cleanupSync()
+      process.exit(130)
+    })
+  }
+
+  const ctx: StartContext = {
+    registry,
+    dir,
+    proxyCpus: cpus.proxy,
+    node,
+    servers: compileServers(ROOT),
+    root: ROOT,
+    bodyLimitBytes: Math.max(options.transferBytes * 2, 10 * 2 ** 20),
+    fdLimit,
+    relayLogs: []
+  }
+  const bench = new Bench(options, dir, ctx, cpus)
+  bench.sampleLoad('start')
+  log(`systems: ${options.systems.join(', ')}; scenarios: ${options.scenarios.join(', ')}; Node.js ${nodeVersion} for the relay; temp ${dir}`)
+  let results: Results
+  try {
+    bench.upstreams = await startUpstreams(ctx, cpus.generator)
+    bench.commands.push(`# upstreams${cpus.generator === undefined ? '' : ` (pinned: taskset -c ${cpus.generator})`}`, ...bench.upstreams.commands)
+    bench.configs.set(bench.upstreams.config.name, bench.upstreams.config.text)
+
+    const wants = (s: string): boolean => options.scenarios.includes(s as BenchOptions['scenarios'][number])
+    // Phase 1: small JSON from nginx.
+    if (wants('throughput') || wants('idle')) {
+      log('phase 1: starting the systems in front of nginx (/json)')
+      const systems = await bench.startAll('json')
+      await sleep(1000)
+      for (const s of systems) {
+        const pids = s.pids()
+        const record: SystemRecord = { id: s.id, label: SYSTEM_LABELS[s.id], description: SYSTEM_DESCRIPTIONS[s.id], idleRssBytes: rssBytes(pids), processes: pids.length }
+        bench.results.systems.push(record)
+      }
+      if (wants('throughput')) await bench.throughput(systems)
+      if (wants('idle')) await bench.idleConnections(systems)
+      await bench.stopAll(systems)
+    }
+    // Phase 2: SSE and large bodies from the node upstream.
+    if (wants('sse') || wants('transfer')) {
+      log('phase 2: restarting the systems in front of the node upstream (SSE, large bodies)')
+      const systems = await bench.startAll('stream')
+      if (bench.results.systems.length === 0) {
+        await sleep(1000)
+        for (const s of systems) {
+          const pids = s.pids()
+          bench.results.systems.push({ id: s.id, label: SYSTEM_LABELS[s.id], description: SYSTEM_DESCRIPTIONS[s.id], idleRssBytes: rssBytes(pids), processes: pids.length })
+        }
+      }
+      if (wants('sse')) await bench.sse(systems)
+      bench.sampleLoad('after SSE')
+      if (wants('transfer')) await bench.transfers(systems)
+      await bench.stopAll(systems)
+    }
+    let workersSkipped: string | undefined
+    if (wants('workers')) {
+      if (allowed.length >= 4 && cpus.proxy !== undefined) {
+        await bench.workers(cpuList(allowed.slice(0, 2)), cpuList(allowed.slice(2)))
+      } else {
+        workersSkipped = `this machine has ${allowed.length} CPUs${cpus.proxy === undefined ? ' and no pinning' : ''}: two workers need two CPUs of their own and the load generator others (≥ 4); the numbers below ran with everything sharing the CPUs and cannot show the target`
+        await bench.workers(undefined, undefined)
+      }
+    } else {
+      workersSkipped = allowed.length >= 4
+        ? 'the workers scenario was not selected'
+        : `this machine has ${allowed.length} CPUs: RELAY_WORKERS=2 needs two CPUs of its own and the load generator others (≥ 4 in all); run \`npm run bench -- --scenarios=workers\` on such a machine`
+    }
+    bench.sampleLoad('end')
+    const notes = wants('throughput') || wants('idle') ? bench.checkRelayLogs() : []
+    if (bench.warmups.length > 0) notes.push(`Before the first round each system was warmed up with 1 s wrk runs at ${Math.max(...options.connections)} connections until two in a row agreed on CPU per request within 10 % (at most ${WARMUP_MAX_RUNS} s): ${bench.warmups.join(', ')}.`)
+    notes.push('RSS sums VmRSS over a system\'s processes, so pages nginx\'s master and worker share count twice (a few MB).')
+    notes.push('The reference proxies (nginx, HAProxy) log nothing and the Node.js reference rows neither; the relay logs one JSON line per request (to a file here, to a pipe in Kubernetes), as it does in production.')
+    notes.push(`The harness (Node.js ${process.version}) runs the SSE, transfer and idle-connection clients on the load generator's CPU; the relay and the Node.js rows run on ${nodeVersion}.`)
+    results = {
+      meta: {
+        date: new Date().toISOString(),
+        elapsedSeconds: (performance.now() - started) / 1000,
+        machine: machine(),
+        versions: versions(node, options.systems.includes('haproxy')),
+        pinning: { proxyCpus: cpus.proxy, generatorCpus: cpus.generator, note: cpus.note },
+        load: { before: loadBefore, after: readLoadavg().one, samples: bench.loadSamples, speedProbes: bench.speedProbes },
+        maxLoad: options.maxLoad,
+        options: { ...options },
+        // Paths relative to the repository, the run's temporary folder as $TMP: shorter, and the same from run to run.
+        commands: [
+          `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+          '# run from the repository; $TMP is the run\'s temporary folder (configs below)',
+          ...bench.commands.map((c) => c.split(dir).join('$TMP').split(ROOT).join(''))
+        ],
+        configs: [...bench.configs].map(([name, text]) => ({ name, text: text.split(dir).join('$TMP') })),
+        notes
+      },
+      ...bench.results,
+      workersSkipped
+    }
+  } finally {
+    await registry.stopAll()
+  }
+  finished = true
+  if (options.keepTemp) log(`kept ${dir}`)
+  else rmSync(dir, { recursive: true, force: true })
+
+  const summary = summarise(results)
+  const targets = evaluateTargets(summary, results)
+  const out = resolve(ROOT, options.outDir)
+  mkdirSync(out, { recursive: true })
+  writeFileSync(join(out, 'RESULTS.md'), renderMarkdown(results, summary, targets))
+  const series = summary.systems.map((s) => ({
+    label: s.label,
+    emphasis: s.id === 'relay',
+    points: Object.keys(s.p99Ms).map(Number).map((c) => ({ connections: c, p50Ms: s.p50Ms[c] as number, p99Ms: s.p99Ms[c] as number }))
+  }))
+  writeFileSync(join(out, 'latency.svg'), latencySvg(series, {
+    title: 'Latency against load: small JSON through each proxy',
+    subtitle: `${isNoisy(results, summary).noisy ? 'NOISY RUN — ' : ''}${results.meta.machine.cpuModel}, ${results.meta.date.slice(0, 10)}; medians over ${options.rounds} rounds; ${cpus.proxy === undefined ? 'not pinned' : 'proxy pinned to one core'}`
+  }))
+  writeFileSync(join(out, 'results.json'), JSON.stringify({ ...results, summary, targets }, null, 1) + '\n')
+  process.stdout.write(renderStdout(results, summary, targets) + '\n')
+  log(`wrote ${join(out, 'RESULTS.md')}, latency.svg and results.json in ${Math.round((performance.now() - started) / 1000)} s`)
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`\nbench: ${err instanceof Error ? err.message : String(err)}\nNo results were written.\n`)
+  process.exitCode = 1
+})

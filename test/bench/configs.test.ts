@@ -1,0 +1,69 @@
+// The generated nginx and HAProxy configurations, and the clients' parsers.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { haproxyConfig, nginxProxyConfig, nginxUpstreamConfig, JSON_BODY } from '../../bench/lib/systems.js'
+import { parseResponseHead, parseSseEvent, responseEnd, splitSseEvents } from '../../bench/lib/clients.js'
+import { commandLine } from '../../bench/lib/processes.js'
+
+test('nginx runs in the foreground with its own prefix, pid file and temp paths (works as non-root)', () => {
+  const conf = nginxProxyConfig({ prefix: '/tmp/b/nginx', port: 8080, upstreamPort: 9090, phase: 'json' })
+  assert.match(conf, /^daemon off;$/m)
+  assert.match(conf, /^worker_processes 1;$/m)
+  assert.match(conf, /^pid \/tmp\/b\/nginx\/nginx\.pid;$/m)
+  for (const temp of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) assert.match(conf, new RegExp(`${temp}_temp_path /tmp/b/nginx/`))
+  assert.doesNotMatch(conf, /^user /m, 'no user directive unless asked (root only)')
+  assert.match(nginxProxyConfig({ prefix: '/p', port: 1, upstreamPort: 2, phase: 'json', user: 'root' }), /^user root;$/m)
+})
+
+test('the nginx reference proxy keeps a keep-alive pool upstream; streaming settings only in phase 2', () => {
+  const json = nginxProxyConfig({ prefix: '/p', port: 8080, upstreamPort: 9090, phase: 'json' })
+  assert.match(json, /server 127\.0\.0\.1:9090;\s+keepalive 64;/)
+  assert.match(json, /proxy_http_version 1\.1;/)
+  assert.match(json, /proxy_set_header Connection "";/)
+  assert.match(json, /listen 127\.0\.0\.1:8080;/)
+  assert.doesNotMatch(json, /proxy_buffering off/)
+  const stream = nginxProxyConfig({ prefix: '/p', port: 8080, upstreamPort: 9090, phase: 'stream' })
+  for (const line of ['proxy_buffering off;', 'proxy_request_buffering off;', 'client_max_body_size 0;']) assert.ok(stream.includes(line), line)
+})
+
+test('the nginx upstream returns the small JSON on /json', () => {
+  const conf = nginxUpstreamConfig({ prefix: '/p', port: 7070 })
+  assert.ok(conf.includes(`return 200 '${JSON_BODY}';`))
+  assert.match(conf, /default_type application\/json;/)
+  assert.ok(JSON.parse(JSON_BODY))
+})
+
+test('HAProxy: one thread, connection reuse, http-no-delay only for streaming', () => {
+  const json = haproxyConfig({ port: 8080, upstreamPort: 9090, maxconn: 4096, phase: 'json' })
+  assert.match(json, /^\s+nbthread 1$/m)
+  assert.match(json, /^\s+maxconn 4096$/m)
+  assert.match(json, /http-reuse always/)
+  assert.match(json, /bind 127\.0\.0\.1:8080/)
+  assert.match(json, /server up 127\.0\.0\.1:9090/)
+  assert.doesNotMatch(json, /http-no-delay/)
+  assert.match(haproxyConfig({ port: 1, upstreamPort: 2, maxconn: 256, phase: 'stream' }), /option http-no-delay/)
+})
+
+test('SSE: events split on blank lines, a partial event kept for the next chunk', () => {
+  assert.deepEqual(splitSseEvents('data: a\n\ndata: b\n\ndata: c'), { events: ['data: a', 'data: b'], rest: 'data: c' })
+  assert.deepEqual(splitSseEvents(''), { events: [], rest: '' })
+  assert.deepEqual(parseSseEvent('data: {"i":3,"t":"123456789012345"}'), { index: 3, sentNs: 123456789012345n })
+  assert.throws(() => parseSseEvent('event: ping'), /without data/)
+})
+
+test('HTTP response heads and ends', () => {
+  assert.deepEqual(parseResponseHead('HTTP/1.1 200 OK\r\nContent-Length: 42\r\n'), { status: 200, contentLength: 42 })
+  assert.deepEqual(parseResponseHead('HTTP/1.1 413 Payload Too Large\r\ntransfer-encoding: chunked\r\n'), { status: 413, contentLength: undefined })
+  assert.throws(() => parseResponseHead('SSH-2.0'), /not an HTTP/)
+  const response = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}'
+  assert.equal(responseEnd(response), response.length)
+  assert.equal(responseEnd(response.slice(0, -1)), -1)
+  assert.equal(responseEnd('HTTP/1.1 200 OK\r\n'), -1)
+  assert.throws(() => responseEnd('HTTP/1.1 200 OK\r\n\r\n'), /without Content-Length/)
+})
+
+test('command lines shown in RESULTS.md are copy-pasteable', () => {
+  assert.equal(commandLine('taskset', ['-c', '0', 'nginx', '-c', '/tmp/a b/nginx.conf'], { RELAY_LOG_LEVEL: 'INFO' }),
+    "RELAY_LOG_LEVEL=INFO taskset -c 0 nginx -c '/tmp/a b/nginx.conf'")
+  assert.equal(commandLine('echo', ["it's"]), "echo 'it'\\''s'")
+})

@@ -7,7 +7,7 @@ import type { RelayConfig } from './config.js'
 import { createLogger } from './logger.js'
 import { normaliseRequestTarget } from './lib/request-target.js'
 import { requestIdFrom } from './lib/request-id.js'
-import { CLIENT_CLOSED_REQUEST } from './lib/http-status.js'
+import { CLIENT_CLOSED_REQUEST, closedStatus } from './lib/http-status.js'
 import configPlugin from './plugins/config.js'
 import healthPlugin from './plugins/health.js'
 import metricsPlugin from './plugins/metrics.js'
@@ -71,17 +71,18 @@ export async function buildApp (config: RelayConfig, options: BuildAppOptions = 
     res.once('close', () => {
       const probe = request.routeOptions.config.probe === true
       if (probe && !debugEnabled) return
-      const finished = res.writableFinished
       // Flat fields, not `req`/`res`: Fastify's serializers for those would log the query string.
       const line = {
         reqId: request.id,
         method: request.method,
         path: pathOf(request.url),
-        statusCode: finished ? res.statusCode : CLIENT_CLOSED_REQUEST,
+        statusCode: closedStatus(res),
         remoteAddress: request.ip,
         responseTime: Math.round(reply.elapsedTime * 100) / 100
       }
-      const message = finished ? 'request completed' : 'request aborted by the client'
+      const message = res.writableFinished
+        ? 'request completed'
+        : line.statusCode === CLIENT_CLOSED_REQUEST ? 'request aborted by the client' : 'response cut: the upstream failed'
       if (probe) app.log.debug(line, message)
       else app.log.info(line, message)
     })

@@ -9,7 +9,7 @@ import fastifyMetricsModule from 'fastify-metrics'
 import client from 'prom-client'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { EndpointLabeler, UNMATCHED } from '../lib/endpoint-label.js'
-import { CLIENT_CLOSED_REQUEST } from '../lib/http-status.js'
+import { closedStatus } from '../lib/http-status.js'
 import { UPSTREAM_ERROR_REASONS, type UpstreamErrorReason } from '../lib/upstream-errors.js'
 
 export interface RelayMetrics {
@@ -85,7 +85,7 @@ const metricsPlugin: FastifyPluginAsync<MetricsPluginOptions> = async (fastify, 
 
   function observe (request: FastifyRequest, reply: FastifyReply): void {
     const res = reply.raw
-    const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED_REQUEST
+    const status = closedStatus(res)
     const own = request.routeOptions.config.endpointLabel
     const endpoint = own ?? (request.is404 || status === 404 ? UNMATCHED : labeler.label(request.url))
     const labels = { method: request.method, endpoint, status }

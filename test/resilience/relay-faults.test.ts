@@ -21,7 +21,9 @@ test('a worker killed with SIGKILL under load: only its own requests fail, it is
   await sleep(1000)
   const killedAt = performance.now()
   process.kill(victim as number, 'SIGKILL')
-  const metricsDuringRecovery = await fetch(`${relay.url}/metrics`)
+  // Once the primary knows, /metrics answers at once, while the replacement is still starting.
+  await relay.logs.waitFor((line) => line.msg === 'worker died unexpectedly: replacing it' && line.workerPid === victim)
+  const metricsDuringRecovery = await fetch(`${relay.url}/metrics`, { signal: AbortSignal.timeout(5000) })
   const result = await load
 
   assert.equal(metricsDuringRecovery.status, 200, 'the primary keeps answering /metrics')

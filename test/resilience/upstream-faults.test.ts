@@ -14,7 +14,7 @@ const TIMEOUT_SECONDS = 1
 
 /** The warn/error lines written about one request */
 async function problemLines (relay: RelayProcess, requestId: string): Promise<unknown[]> {
-  await relay.logs.waitFor((line) => line.reqId === requestId && line.msg.startsWith('request '), 5000, `the request line of ${requestId}`)
+  await relay.logs.waitFor((line) => line.reqId === requestId && line.statusCode !== undefined, 5000, `the request line of ${requestId}`)
   return relay.logs.lines.filter((line) => line.reqId === requestId && (line.level === 'warn' || line.level === 'error'))
 }
 
@@ -65,6 +65,10 @@ test('upstream faults: each gets the right answer, promptly, counted and logged 
     assert.equal(res.complete, false)
     assert.equal((await upstreamErrorCounts(relay.url)).reset, (before.reset ?? 0) + 1)
     assert.equal((await problemLines(relay, 'fault-reset')).length, 1)
+    // Logged as the upstream's failure, not the client's.
+    const line = relay.logs.find((l) => l.reqId === 'fault-reset' && l.statusCode !== undefined)
+    assert.equal(line?.msg, 'response cut: the upstream failed')
+    assert.equal(line?.statusCode, 200)
     await assertHealthy(relay)
   })
 

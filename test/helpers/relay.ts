@@ -73,6 +73,8 @@ export interface RelayProcess {
 export interface SpawnOptions {
   /** Wait for this many "relay ready" lines (one per worker); 0 returns at once. */
   ready?: number
+  /** Extra Node.js options, before the script (e.g. test instrumentation loaded with --import). */
+  nodeOptions?: string[]
 }
 
 // Relays run in their own process group, out of reach of the signals that end a test run: if this
@@ -89,7 +91,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 /** Starts `node dist/server.js` with the given environment on an ephemeral loopback port. */
 export async function spawnRelay (env: Record<string, string>, options: SpawnOptions = {}): Promise<RelayProcess> {
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('RELAY_') && name !== 'UPSTREAM_URL'))
-  const child = spawn(process.execPath, [SERVER_JS], {
+  const child = spawn(process.execPath, [...(options.nodeOptions ?? []), SERVER_JS], {
     env: { ...inherited, RELAY_HOST: '127.0.0.1', RELAY_PORT: '0', RELAY_WORKERS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     // Its own process group: stop() kills the workers too, and a test can signal the group the way a

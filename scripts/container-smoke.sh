@@ -19,7 +19,8 @@
 #
 # Env: SMOKE_IMAGE (tag to build, default localhost/tokenplace-relay:smoke), SMOKE_BASE_IMAGE (default
 # docker.io/library/node:24-alpine, passed as the NODE_IMAGE build arg), PODMAN (the podman binary),
-# SMOKE_MAX_STARTUP_MS (see container-smoke.ts), SKIP_CONTAINER_TESTS, MAKE_NODE_BASE_IMAGE.
+# SMOKE_MAX_STARTUP_MS (see container-smoke.ts), SKIP_CONTAINER_TESTS, MAKE_NODE_BASE_IMAGE,
+# SMOKE_BUILD_ONLY=1 (stop after the build: `npm run bench:pi` builds its image this way).
 #
 # This machine's podman needs runc (crun fails on cgroup v1) and explicit rlimits within the hard
 # limits (the sandbox cannot raise them): both are passed on every podman call below.
@@ -143,6 +144,10 @@ if [ "$built" != "$version $revision" ]; then
   build --no-cache
 fi
 phase "build" "$t"
+if [ "${SMOKE_BUILD_ONLY:-}" = 1 ]; then
+  log "built $IMAGE (SMOKE_BUILD_ONLY=1: no container checks)"
+  exit 0
+fi
 
 # ------------------------------------------------------------------------------------ 4. run and check
 t=$SECONDS

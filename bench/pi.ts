@@ -1,0 +1,253 @@
+// `npm run bench:pi`: the relay's container image under the chart's default limits (podman --cpus 0.5
+// --memory 512m), with RELAY_WORKERS 1, 2 and 3, in front of nginx on loopback. Writes bench/PI.md
+// and bench/pi.json; the README's "Performance" section quotes the finding. Starts only containers
+// labelled with this run's id and its own nginx, and removes exactly those on any exit.
+import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus as osCpus, tmpdir } from 'node:os'
+import { join, relative, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { PI_USAGE, parsePiOptions, renderPiMarkdown, summarisePi, type PiRun } from './lib/pi.js'
+import { ProcessRegistry, freePort, httpGet, waitUntilServing } from './lib/processes.js'
+import { processTree, rssBytes } from './lib/proc.js'
+import { rotate } from './lib/stats.js'
+import { nginxUpstreamConfig, nginxUser } from './lib/systems.js'
+import { WRK_REPORT_LUA, parseWrkOutput, wrkArgs } from './lib/wrk.js'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const BUILT_IMAGE = 'localhost/tokenplace-relay:bench'
+const RUN_ID = `${Date.now()}-${process.pid}`
+const LABEL = `tokenplace-relay.bench.run=${RUN_ID}`
+const started = performance.now()
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+const log = (message: string): void => { process.stderr.write(`[bench:pi ${((performance.now() - started) / 1000).toFixed(0).padStart(3)} s] ${message}\n`) }
+
+function has (command: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0
+}
+
+function runc (): string {
+  const found = spawnSync('sh', ['-c', 'command -v runc || { [ -x /usr/sbin/runc ] && echo /usr/sbin/runc; }'], { encoding: 'utf8' }).stdout.trim()
+  if (found === '') throw new Error('runc is missing: apt-get install -y runc (crun fails on cgroup v1 machines)')
+  return found
+}
+
+/** podman with this machine's needs: runc, and rlimits within the sandbox's hard limits. */
+function podman (args: string[], options: { check?: boolean } = {}): string {
+  const r = spawnSync('podman', ['--runtime', runc(), ...args], { encoding: 'utf8' })
+  if ((options.check ?? true) && r.status !== 0) throw new Error(`podman ${args.join(' ')} failed (${r.status}):\n${r.stderr}`)
+  return r.stdout.trim()
+}
+
+function hardLimit (flag: '-Hn' | '-Hu', cap: number): number {
+  const text = execFileSync('bash', ['-c', `ulimit ${flag}`], { encoding: 'utf8' }).trim()
+  return text === 'unlimited' ? cap : Math.min(cap, Number(text))
+}
+
+/** CPU time (ns) and CFS period counters of the container's cgroup, v1 or v2. */
+function cgroupCpu (pid: number): { usageNs: number, periods: number, throttled: number } {
+  const lines = readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n')
+  const v1 = lines.map((l) => l.split(':')).find(([, controllers]) => controllers?.split(',').includes('cpu') === true)
+  let dir: string
+  let usageNs: () => number
+  if (v1 !== undefined) {
+    dir = join('/sys/fs/cgroup', v1[1] as string, v1[2] as string)
+    const acct = lines.map((l) => l.split(':')).find(([, c]) => c?.split(',').includes('cpuacct') === true)
+    const acctDir = acct === undefined ? dir : join('/sys/fs/cgroup', acct[1] as string, acct[2] as string)
+    usageNs = () => Number(readFileSync(join(acctDir, 'cpuacct.usage'), 'utf8'))
+  } else {
+    dir = join('/sys/fs/cgroup', lines.find((l) => l.startsWith('0::'))?.slice(3) ?? '')
+    usageNs = () => Number(/usage_usec (\d+)/.exec(readFileSync(join(dir, 'cpu.stat'), 'utf8'))?.[1]) * 1000
+  }
+  const stat = readFileSync(join(dir, 'cpu.stat'), 'utf8')
+  return {
+    usageNs: usageNs(),
+    periods: Number(/nr_periods (\d+)/.exec(stat)?.[1] ?? 0),
+    throttled: Number(/nr_throttled (\d+)/.exec(stat)?.[1] ?? 0)
+  }
+}
+
+/**
+ * The container's memory as its limit sees it: the cgroup's usage minus inactive page cache (what
+ * Kubernetes calls the working set). Shared pages (node's code) count once, unlike summed RSS.
+ */
+function cgroupWorkingSet (pid: number): number {
+  const lines = readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n')
+  const v1 = lines.map((l) => l.split(':')).find(([, controllers]) => controllers?.split(',').includes('memory') === true)
+  if (v1 !== undefined) {
+    const dir = join('/sys/fs/cgroup', v1[1] as string, v1[2] as string)
+    const usage = Number(readFileSync(join(dir, 'memory.usage_in_bytes'), 'utf8'))
+    const inactive = Number(/^total_inactive_file (\d+)$/m.exec(readFileSync(join(dir, 'memory.stat'), 'utf8'))?.[1] ?? 0)
+    return usage - inactive
+  }
+  const dir = join('/sys/fs/cgroup', lines.find((l) => l.startsWith('0::'))?.slice(3) ?? '')
+  const usage = Number(readFileSync(join(dir, 'memory.current'), 'utf8'))
+  const inactive = Number(/^inactive_file (\d+)$/m.exec(readFileSync(join(dir, 'memory.stat'), 'utf8'))?.[1] ?? 0)
+  return usage - inactive
+}
+
+interface Container { workers: number, name: string, url: string, pid: number }
+
+async function main (): Promise<void> {
+  const options = parsePiOptions(process.argv.slice(2))
+  if (options.help) {
+    process.stdout.write(PI_USAGE)
+    return
+  }
+  const missing = ['podman', 'nginx', 'wrk'].filter((c) => !has(c))
+  if (missing.length > 0) throw new Error(`${missing.join(', ')} missing. On Debian or Ubuntu: sudo apt-get install ${missing.join(' ')} runc`)
+
+  const dir = mkdtempSync(join(tmpdir(), 'tokenplace-bench-pi-'))
+  const registry = new ProcessRegistry(dir)
+  const removeContainers = (): void => {
+    const ids = podman(['ps', '-aq', '--filter', `label=${LABEL}`], { check: false })
+    if (ids !== '') podman(['rm', '-f', '-t', '0', ...ids.split('\n')], { check: false })
+  }
+  const cleanup = (): void => {
+    removeContainers()
+    registry.killAllSync()
+    rmSync(dir, { recursive: true, force: true })
+  }
+  let finished = false
+  process.once('exit', () => { if (!finished) cleanup() })
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => { log(`${signal}: stopping what this run started`); cleanup(); process.exit(130) })
+  }
+
+  let image = options.image
+  if (image === undefined) {
+    log(`building ${BUILT_IMAGE} from the Containerfile (scripts/container-smoke.sh, build only)`)
+    execFileSync('bash', ['scripts/container-smoke.sh'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, SMOKE_IMAGE: BUILT_IMAGE, SMOKE_BUILD_ONLY: '1' } })
+    image = BUILT_IMAGE
+  }
+
+  // The load generator and the upstream on the last CPU; the container may use every CPU, as on a
+  // Pi's four cores, its quota being the limit.
+  const generatorCpu = String(osCpus().length - 1)
+  const upstreamPort = await freePort()
+  const prefix = join(dir, 'nginx')
+  mkdirSync(prefix)
+  writeFileSync(join(prefix, 'nginx.conf'), nginxUpstreamConfig({ prefix, port: upstreamPort, user: nginxUser() }))
+  const nginx = registry.spawn('nginx-upstream', 'nginx', ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', join(prefix, 'nginx.conf')], { cpus: generatorCpu })
+  await waitUntilServing(`http://127.0.0.1:${upstreamPort}/json`, nginx)
+  const lua = join(dir, 'report.lua')
+  writeFileSync(lua, WRK_REPORT_LUA)
+
+  const nofile = hardLimit('-Hn', 1048576)
+  const nproc = hardLimit('-Hu', 32768)
+  const commands: string[] = []
+  const containers: Container[] = []
+  for (const workers of options.workers) {
+    const port = await freePort()
+    const name = `tokenplace-bench-pi-${RUN_ID}-w${workers}`
+    const args = ['run', '-d', '--name', name, '--label', LABEL, '--network', 'host',
+      '--cpus', options.cpus, '--memory', options.memory, '--memory-swap', options.memory,
+      '--ulimit', `nofile=${nofile}:${nofile}`, '--ulimit', `nproc=${nproc}:${nproc}`,
+      '--read-only', '--tmpfs', '/tmp', '--cap-drop', 'ALL', '--user', '1000:1000', '--security-opt', 'no-new-privileges',
+      '-e', 'RELAY_HOST=127.0.0.1', '-e', `RELAY_PORT=${port}`, '-e', `RELAY_WORKERS=${workers}`,
+      '-e', `UPSTREAM_URL=http://127.0.0.1:${upstreamPort}`, '-e', 'RELAY_METRICS_TOKEN=bench', image]
+    commands.push(`podman ${args.join(' ')}`)
+    podman(args)
+    const url = `http://127.0.0.1:${port}`
+    const deadline = Date.now() + 30_000
+    for (;;) {
+      const answer = await httpGet(`${url}/healthz`, 1000).catch(() => undefined)
+      if (answer?.status === 200) break
+      if (Date.now() > deadline) throw new Error(`${name} did not become ready within 30 s:\n${podman(['logs', '--tail', '20', name], { check: false })}`)
+      await sleep(200)
+    }
+    const pid = Number(podman(['inspect', '--format', '{{.State.Pid}}', name]))
+    containers.push({ workers, name, url, pid })
+    log(`RELAY_WORKERS=${workers}: ready on ${url} (pid ${pid})`)
+  }
+  await sleep(2000)
+  const idleRss = new Map(containers.map((c) => [c.workers, rssBytes(processTree(c.pid))]))
+  const idleWorkingSet = new Map(containers.map((c) => [c.workers, cgroupWorkingSet(c.pid)]))
+
+  const wrk = async (c: Container, connections: number, seconds: number): Promise<{ run: ReturnType<typeof parseWrkOutput>, rssMax: number, workingSetMax: number, cpuNs: number, periods: number, throttled: number, command: string }> => {
+    const pids = processTree(c.pid)
+    let rssMax = rssBytes(pids)
+    let workingSetMax = cgroupWorkingSet(c.pid)
+    const sampler = setInterval(() => {
+      rssMax = Math.max(rssMax, rssBytes(pids))
+      workingSetMax = Math.max(workingSetMax, cgroupWorkingSet(c.pid))
+    }, 100)
+    const before = cgroupCpu(c.pid)
+    const result = await registry.run(`wrk-w${c.workers}-c${connections}`, 'wrk', wrkArgs({ url: `${c.url}/json`, connections, durationSeconds: seconds, script: lua, timeoutSeconds: 5 }), { cpus: generatorCpu })
+    clearInterval(sampler)
+    const after = cgroupCpu(c.pid)
+    return { run: parseWrkOutput(result.stdout), rssMax, workingSetMax, cpuNs: after.usageNs - before.usageNs, periods: after.periods - before.periods, throttled: after.throttled - before.throttled, command: result.commandLine }
+  }
+
+  // Under a 0.5 CPU quota the JIT takes a while: run until two 3 s runs agree within 10 %.
+  for (const c of containers) {
+    let previous = 0
+    for (let i = 0; i < 8; i++) {
+      const { run } = await wrk(c, Math.max(...options.connections), 3)
+      log(`warm-up RELAY_WORKERS=${c.workers}: ${run.requestsPerSecond.toFixed(0)} req/s`)
+      if (previous > 0 && Math.abs(run.requestsPerSecond - previous) / previous < 0.1) break
+      previous = run.requestsPerSecond
+    }
+  }
+
+  const runs: PiRun[] = []
+  let wrkCommand = ''
+  for (let round = 0; round < options.rounds; round++) {
+    for (const c of rotate(containers, round)) {
+      for (const connections of options.connections) {
+        const m = await wrk(c, connections, options.duration)
+        wrkCommand = m.command
+        const run: PiRun = {
+          workers: c.workers,
+          connections,
+          round,
+          requestsPerSecond: m.run.requestsPerSecond,
+          p50Us: m.run.latencyUs.p50,
+          p99Us: m.run.latencyUs.p99,
+          rssMaxBytes: m.rssMax,
+          workingSetMaxBytes: m.workingSetMax,
+          throttledShare: m.periods > 0 ? m.throttled / m.periods : 0,
+          cpuUsPerRequest: m.cpuNs / 1000 / m.run.requests
+        }
+        runs.push(run)
+        log(`round ${round + 1}, RELAY_WORKERS=${c.workers}, ${connections} connections: ${run.requestsPerSecond.toFixed(0)} req/s, p99 ${(run.p99Us / 1000).toFixed(1)} ms, throttled ${(run.throttledShare * 100).toFixed(0)} %, RSS ${(run.rssMaxBytes / 1048576).toFixed(0)} MB, working set ${(run.workingSetMaxBytes / 1048576).toFixed(0)} MB`)
+      }
+    }
+  }
+
+  // Refuse a run in which the relay logged an error or answered anything but 2xx (499s excepted: wrk
+  // closes its connections with requests in flight when its time is up).
+  for (const c of containers) {
+    const logs = podman(['logs', c.name], { check: false }).split('\n').filter((l) => l.startsWith('{'))
+    const bad = logs.filter((l) => /"level":"(error|fatal)"/.test(l) || /"statusCode":(4(?!99)\d\d|5\d\d)/.test(l))
+    if (bad.length > 0) throw new Error(`RELAY_WORKERS=${c.workers} logged errors or non-2xx answers; refusing the run:\n${bad.slice(0, 5).join('\n')}`)
+  }
+
+  const rows = summarisePi(runs, { rss: idleRss, workingSet: idleWorkingSet }, options)
+  const commit = execFileSync('git', ['log', '-1', '--format=%h', '--', 'src', 'Containerfile', 'package-lock.json'], { cwd: ROOT, encoding: 'utf8' }).trim()
+  const machine = `${osCpus().length} × ${osCpus()[0]?.model ?? 'CPU'}, Linux ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}, ${podman(['--version'])}`
+  const markdown = renderPiMarkdown(rows, {
+    date: new Date().toISOString().slice(0, 10),
+    machine,
+    image: `${image} (${podman(['image', 'inspect', '--format', '{{.Id}}', image]).slice(0, 12)})`,
+    commit,
+    options,
+    commands: [`npm run bench:pi -- ${process.argv.slice(2).join(' ')}`.trim(), ...commands, wrkCommand.replace(/\S+report\.lua/, 'report.lua')]
+  })
+  const out = resolve(ROOT, options.out)
+  mkdirSync(out, { recursive: true })
+  writeFileSync(join(out, 'PI.md'), markdown)
+  writeFileSync(join(out, 'pi.json'), `${JSON.stringify({ runId: RUN_ID, options, idleRss: Object.fromEntries(idleRss), idleWorkingSet: Object.fromEntries(idleWorkingSet), runs, rows }, null, 2)}\n`)
+  process.stdout.write(markdown)
+  log(`wrote ${relative(process.cwd(), join(out, 'PI.md'))} and pi.json`)
+  finished = true
+  removeContainers()
+  await registry.stopAll()
+  rmSync(dir, { recursive: true, force: true })
+}
+
+// A failed run exits at once (its nginx would keep the event loop alive); the exit handler cleans up.
+main().catch((err: unknown) => {
+  log(err instanceof Error ? err.message : String(err))
+  process.exit(1)
+})

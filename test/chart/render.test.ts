@@ -71,7 +71,7 @@ describe('defaults: the install command of the issue', () => {
   it('sets the relay env vars from relay.* and upstream.url, with no empty value', () => {
     assert.deepEqual(r.env, {
       RELAY_PORT: '5010',
-      RELAY_WORKERS: '2',
+      RELAY_WORKERS: '1',
       RELAY_LOG_LEVEL: 'INFO',
       UPSTREAM_URL: 'http://gpu-server:5010',
       RELAY_UPSTREAM_TIMEOUT_SECONDS: '300',

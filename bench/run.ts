@@ -1,6 +1,6 @@
 // `npm run bench`: the relay beside nginx (and HAProxy, and two Node.js reference relays), measured
 // the same way on the same machine. Writes bench/RESULTS.md, bench/latency.svg and bench/results.json,
-// prints a summary, and refuses (exit 1, nothing written) a run with any error. See docs/performance.md.
+// prints a summary, and refuses (exit 1, nothing written) a run with any error. See bench/README.md.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus as osCpus, release, tmpdir, totalmem } from 'node:os'

@@ -75,7 +75,7 @@ export function renderMarkdown (results: Results, summary: Summary, targets: Tar
   const noise = isNoisy(results, summary)
   const L: string[] = []
   L.push('# Benchmark results', '')
-  L.push(`Written by \`npm run bench\` on ${meta.date} in ${Math.round(meta.elapsedSeconds)} s. Rerun it rather than editing this file; \`docs/performance.md\` says how to read it.`, '')
+  L.push(`Written by \`npm run bench\` on ${meta.date} in ${Math.round(meta.elapsedSeconds)} s. Rerun it rather than editing this file; \`bench/README.md\` says how to read it.`, '')
   if (noise.noisy) {
     L.push(`> **⚠ Noisy run — draw no conclusions from it.** ${noise.why.join('; ')}. Rerun on a quiet machine (\`npm run bench -- --wait-quiet\`).`, '')
   } else {

@@ -156,6 +156,10 @@ const proxyPlugin: FastifyPluginAsync = async (fastify) => {
   function onUpstreamResponse (_request: FastifyRequest, reply: FastifyReply): void {
     reply.hijack()
     reply.raw.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders)
+    // Node.js holds a head until the first body byte. A response of declared length usually has its
+    // body in the same packet (one write for both); a stream (SSE, chunked) may wait seconds for the
+    // GPU's first token, and clients time the wait for headers: send its head now, as nginx does.
+    if (reply.getHeader('content-length') === undefined) reply.raw.flushHeaders()
   }
 
   // Once headers are out, a failure can only cut the stream (undici destroys the client's response);

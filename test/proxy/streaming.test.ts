@@ -45,6 +45,29 @@ test('each SSE event reaches the client within milliseconds of the upstream writ
   assert.ok((arrived[0] as number) < (written[4] as number))
 })
 
+test('a stream\'s headers reach the client when the upstream sends them, before its first event', async (t) => {
+  // A GPU can take seconds to its first token; clients time the wait for headers separately.
+  const upstream = await startUpstream((req, res) => {
+    req.resume()
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    res.flushHeaders()
+    setTimeout(() => res.end('data: first\n\n'), 600)
+  })
+  t.after(() => upstream.close())
+  const relay = await startRelay({ UPSTREAM_URL: upstream.url })
+  t.after(() => relay.close())
+
+  const started = performance.now()
+  const res = await fetch(`${relay.url}/v1/chat/completions`, { method: 'POST', body: '{"stream":true}', headers: { 'content-type': 'application/json' } })
+  const headersAfter = performance.now() - started
+  assert.equal(res.status, 200)
+  assert.equal(res.headers.get('content-type'), 'text/event-stream')
+  assert.equal(await res.text(), 'data: first\n\n')
+  const bodyAfter = performance.now() - started
+  assert.ok(headersAfter < 300, `headers arrived after ${headersAfter.toFixed(0)} ms, with the first event (${bodyAfter.toFixed(0)} ms)`)
+  assert.ok(bodyAfter >= 550, `the body arrived after ${bodyAfter.toFixed(0)} ms`)
+})
+
 function rssOf (pid: number, field: 'VmRSS' | 'VmHWM'): number {
   const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
   return Number(match?.[1]) * 1024

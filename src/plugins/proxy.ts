@@ -60,6 +60,7 @@ function errorBody (statusCode: number, error: string, message: string): { statu
 
 const proxyPlugin: FastifyPluginAsync = async (fastify) => {
   const { upstream, upstreamTimeoutMs, bodyLimitBytes, logLevel } = fastify.config
+  const tooLarge = errorBody(413, 'Payload Too Large', `The request body exceeds the limit of ${bodyLimitBytes} bytes`)
 
   const pool = new Pool(upstream.origin, {
     connections: 256,
@@ -116,8 +117,7 @@ const proxyPlugin: FastifyPluginAsync = async (fastify) => {
     const declared = request.headers['content-length']
     if (declared !== undefined && Number(declared) > bodyLimitBytes) {
       // Nothing of the body is read: close the connection rather than drain it.
-      reply.code(413).header('connection', 'close')
-        .send(errorBody(413, 'Payload Too Large', `The request body exceeds the limit of ${bodyLimitBytes} bytes`))
+      reply.code(413).header('connection', 'close').send(tooLarge)
       return
     }
     const abort = new AbortController()
@@ -141,13 +141,10 @@ const proxyPlugin: FastifyPluginAsync = async (fastify) => {
     }
     if (!request.raw.complete) reply.header('connection', 'close')
     if (causedBy(error, BODY_TOO_LARGE)) {
-      reply.code(413).send(errorBody(413, 'Payload Too Large', `The request body exceeds the limit of ${bodyLimitBytes} bytes`))
+      reply.code(413).send(tooLarge)
       return
     }
-    const failure = classifyUpstreamError(error)
-    fastify.relayMetrics.upstreamError(failure.reason)
-    reply.log.error({ reason: failure.reason, code: failure.code, upstream: upstream.origin, err: rootCause(error) },
-      `upstream request failed: ${failure.reason}`)
+    const failure = countAndLog(reply, error, 'upstream request failed')
     reply.code(failure.statusCode).send(errorBody(failure.statusCode, failure.statusCode === 504 ? 'Gateway Timeout' : 'Bad Gateway', failure.message))
   }
 
@@ -165,11 +162,16 @@ const proxyPlugin: FastifyPluginAsync = async (fastify) => {
   // Once headers are out, a failure can only cut the stream (undici destroys the client's response);
   // count and log it here, once.
   function onUpstreamBodyError (reply: FastifyReply, err: Error): void {
-    if (isAbort(err)) return
+    if (!isAbort(err)) countAndLog(reply, err, 'upstream response failed mid-body')
+  }
+
+  // Every upstream failure, before or after the headers: counted by reason and logged once.
+  function countAndLog (reply: FastifyReply, err: Error, what: string): ReturnType<typeof classifyUpstreamError> {
     const failure = classifyUpstreamError(err)
     fastify.relayMetrics.upstreamError(failure.reason)
-    reply.log.error({ reason: failure.reason, code: failure.code, upstream: upstream.origin, err },
-      `upstream response failed mid-body: ${failure.reason}`)
+    reply.log.error({ reason: failure.reason, code: failure.code, upstream: upstream.origin, err: rootCause(err) },
+      `${what}: ${failure.reason}`)
+    return failure
   }
 
   const replyOptions: ReplyOptions = {

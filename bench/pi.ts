@@ -8,7 +8,7 @@ import { cpus as osCpus, tmpdir } from 'node:os'
 import { join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { PI_USAGE, parsePiOptions, renderPiMarkdown, summarisePi, type PiRun } from './lib/pi.js'
-import { ProcessRegistry, freePort, httpGet, waitUntilServing } from './lib/processes.js'
+import { ProcessRegistry, freePort, has, httpGet, waitUntilServing } from './lib/processes.js'
 import { processTree, rssBytes } from './lib/proc.js'
 import { rotate } from './lib/stats.js'
 import { nginxUpstreamConfig, nginxUser } from './lib/systems.js'
@@ -21,10 +21,6 @@ const LABEL = `tokenplace-relay.bench.run=${RUN_ID}`
 const started = performance.now()
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 const log = (message: string): void => { process.stderr.write(`[bench:pi ${((performance.now() - started) / 1000).toFixed(0).padStart(3)} s] ${message}\n`) }
-
-function has (command: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0
-}
 
 function runc (): string {
   const found = spawnSync('sh', ['-c', 'command -v runc || { [ -x /usr/sbin/runc ] && echo /usr/sbin/runc; }'], { encoding: 'utf8' }).stdout.trim()
@@ -44,24 +40,26 @@ function hardLimit (flag: '-Hn' | '-Hu', cap: number): number {
   return text === 'unlimited' ? cap : Math.min(cap, Number(text))
 }
 
+/**
+ * The folder of the process's cgroup for a controller: cgroup v1 mounts each controller (or a
+ * joined pair such as cpu,cpuacct) under its own folder, v2 has one unified tree.
+ */
+function cgroupDir (pid: number, controller: 'cpu' | 'cpuacct' | 'memory'): { dir: string, v2: boolean } {
+  const lines = readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n').map((l) => l.split(':'))
+  const v1 = lines.find(([, controllers]) => controllers?.split(',').includes(controller) === true)
+  if (v1 !== undefined) return { dir: join('/sys/fs/cgroup', v1[1] as string, v1[2] as string), v2: false }
+  return { dir: join('/sys/fs/cgroup', lines.find(([id]) => id === '0')?.[2] ?? ''), v2: true }
+}
+
 /** CPU time (ns) and CFS period counters of the container's cgroup, v1 or v2. */
 function cgroupCpu (pid: number): { usageNs: number, periods: number, throttled: number } {
-  const lines = readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n')
-  const v1 = lines.map((l) => l.split(':')).find(([, controllers]) => controllers?.split(',').includes('cpu') === true)
-  let dir: string
-  let usageNs: () => number
-  if (v1 !== undefined) {
-    dir = join('/sys/fs/cgroup', v1[1] as string, v1[2] as string)
-    const acct = lines.map((l) => l.split(':')).find(([, c]) => c?.split(',').includes('cpuacct') === true)
-    const acctDir = acct === undefined ? dir : join('/sys/fs/cgroup', acct[1] as string, acct[2] as string)
-    usageNs = () => Number(readFileSync(join(acctDir, 'cpuacct.usage'), 'utf8'))
-  } else {
-    dir = join('/sys/fs/cgroup', lines.find((l) => l.startsWith('0::'))?.slice(3) ?? '')
-    usageNs = () => Number(/usage_usec (\d+)/.exec(readFileSync(join(dir, 'cpu.stat'), 'utf8'))?.[1]) * 1000
-  }
-  const stat = readFileSync(join(dir, 'cpu.stat'), 'utf8')
+  const cpu = cgroupDir(pid, 'cpu')
+  const stat = readFileSync(join(cpu.dir, 'cpu.stat'), 'utf8')
+  const usageNs = cpu.v2
+    ? Number(/usage_usec (\d+)/.exec(stat)?.[1]) * 1000
+    : Number(readFileSync(join(cgroupDir(pid, 'cpuacct').dir, 'cpuacct.usage'), 'utf8'))
   return {
-    usageNs: usageNs(),
+    usageNs,
     periods: Number(/nr_periods (\d+)/.exec(stat)?.[1] ?? 0),
     throttled: Number(/nr_throttled (\d+)/.exec(stat)?.[1] ?? 0)
   }
@@ -72,18 +70,10 @@ function cgroupCpu (pid: number): { usageNs: number, periods: number, throttled:
  * Kubernetes calls the working set). Shared pages (node's code) count once, unlike summed RSS.
  */
 function cgroupWorkingSet (pid: number): number {
-  const lines = readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n')
-  const v1 = lines.map((l) => l.split(':')).find(([, controllers]) => controllers?.split(',').includes('memory') === true)
-  if (v1 !== undefined) {
-    const dir = join('/sys/fs/cgroup', v1[1] as string, v1[2] as string)
-    const usage = Number(readFileSync(join(dir, 'memory.usage_in_bytes'), 'utf8'))
-    const inactive = Number(/^total_inactive_file (\d+)$/m.exec(readFileSync(join(dir, 'memory.stat'), 'utf8'))?.[1] ?? 0)
-    return usage - inactive
-  }
-  const dir = join('/sys/fs/cgroup', lines.find((l) => l.startsWith('0::'))?.slice(3) ?? '')
-  const usage = Number(readFileSync(join(dir, 'memory.current'), 'utf8'))
-  const inactive = Number(/^inactive_file (\d+)$/m.exec(readFileSync(join(dir, 'memory.stat'), 'utf8'))?.[1] ?? 0)
-  return usage - inactive
+  const { dir, v2 } = cgroupDir(pid, 'memory')
+  const usage = Number(readFileSync(join(dir, v2 ? 'memory.current' : 'memory.usage_in_bytes'), 'utf8'))
+  const inactive = new RegExp(`^${v2 ? '' : 'total_'}inactive_file (\\d+)$`, 'm').exec(readFileSync(join(dir, 'memory.stat'), 'utf8'))?.[1]
+  return usage - Number(inactive ?? 0)
 }
 
 interface Container { workers: number, name: string, url: string, pid: number }

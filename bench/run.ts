@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { download, openIdleConnections, timeSseStream, upload } from './lib/clients.js'
 import { USAGE, parseOptions, type BenchOptions } from './lib/options.js'
 import { cpuTicks, hwmBytes, readCpuTimes, readLoadavg, readProcStat, resetPeakRss, rssBytes } from './lib/proc.js'
-import { ProcessRegistry, httpGet } from './lib/processes.js'
+import { ProcessRegistry, has, httpGet } from './lib/processes.js'
 import { isNoisy, renderMarkdown, renderStdout } from './lib/report.js'
 import { evaluateTargets, size, summarise, type IdleRun, type Results, type SseRun, type SystemRecord, type ThroughputRun, type TransferRun, type WorkersRun } from './lib/results.js'
 import { rotate } from './lib/stats.js'
@@ -24,10 +24,6 @@ const started = performance.now()
 const WARMUP_MAX_RUNS = 10
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 const log = (message: string): void => { process.stderr.write(`[bench ${((performance.now() - started) / 1000).toFixed(0).padStart(3)} s] ${message}\n`) }
-
-function has (command: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0
-}
 
 function output (cmd: string, args: string[]): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8', cwd: ROOT })

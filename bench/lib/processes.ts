@@ -2,11 +2,16 @@
 // master and workers, the relay's cluster), pinned to CPUs with taskset when asked, with stdout and
 // stderr in files of the run's temporary folder. stopAll() and killAllSync() end those groups and
 // nothing else.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { closeSync, openSync, readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
+
+/** Whether `command` is on PATH. */
+export function has (command: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0
+}
 
 export interface Managed {
   name: string

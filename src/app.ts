@@ -1,17 +1,24 @@
 // Builds the relay from a configuration object. Never listens: server.ts does, and so do the tests,
-// which build the app exactly the way production does.
+// which build the app exactly the way production does. Read top to bottom, this is the map of the
+// service: the connections (http-server.ts), the request lifecycle every other part hooks into, the
+// one error path, the refusals, health and metrics, and the proxy.
 import { STATUS_CODES } from 'node:http'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { DestinationStream } from 'pino'
 import type { RelayConfig } from './config.js'
 import { createLogger } from './logger.js'
+import { createHttpServer } from './http-server.js'
 import { normaliseRequestTarget } from './lib/request-target.js'
 import { requestIdFrom } from './lib/request-id.js'
-import { CLIENT_CLOSED_REQUEST, closedStatus } from './lib/http-status.js'
+import { PROXIED_METHODS } from './lib/request-rules.js'
+import { MethodNotAllowed, errorBody, isRelayError, withHeaders, type RelayError } from './errors.js'
 import configPlugin from './plugins/config.js'
+import lifecyclePlugin from './plugins/lifecycle.js'
+import accessLogPlugin from './plugins/access-log.js'
+import requestRulesPlugin from './plugins/request-rules.js'
 import healthPlugin from './plugins/health.js'
 import metricsPlugin from './plugins/metrics.js'
-import proxyPlugin, { PROXIED_METHODS } from './plugins/proxy.js'
+import proxyPlugin from './plugins/proxy.js'
 
 export interface BuildAppOptions {
   /** Where log lines go (stdout by default); tests pass a stream to read them. */
@@ -23,108 +30,76 @@ export interface BuildAppOptions {
 const ALLOW = PROXIED_METHODS.join(', ')
 
 export async function buildApp (config: RelayConfig, options: BuildAppOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({
+  // The Node.js server is made while the app is; its hooks only run once both exist.
+  const app: FastifyInstance = Fastify({
     loggerInstance: createLogger(config.logLevel, options.logDestination) as FastifyBaseLogger,
-    // One line per request, written below when the response ends, instead of Fastify's two.
+    // One line per request, written by the access log when the response ends, instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: false,
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
     trustProxy: config.trustProxy === undefined ? false : config.trustProxy.join(','),
     rewriteUrl: (req) => normaliseRequestTarget(req.url ?? '/'),
     bodyLimit: config.bodyLimitBytes,
-    // Slow clients (slowloris, trickled bodies) are cut after these; Node checks them every
-    // connectionsCheckingInterval, so keep that short enough for the timeouts to mean something.
-    http: {
-      headersTimeout: config.headersTimeoutMs,
-      requestTimeout: config.requestTimeoutMs,
-      connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(config.headersTimeoutMs / 4)))
+    // Slow clients (slowloris, trickled bodies, responses left unread) are cut by the server.
+    serverFactory: (handler) => createHttpServer(handler, {
+      headersTimeoutMs: config.headersTimeoutMs,
+      requestTimeoutMs: config.requestTimeoutMs,
+      // Longer than the proxy in front keeps idle connections (Traefik: 90 s), so that it, not the
+      // relay, closes them: otherwise it may send a request on a connection the relay is closing.
+      keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+      sendTimeoutMs: config.sendTimeoutMs,
+      onStalled: (res) => app.lifecycle.cutting(res, 'send_timeout')
+    }),
+    // Node.js' own refusals (a request it cannot parse, headers too large, a header timeout) are
+    // answered, logged and counted like every other answer.
+    clientErrorHandler: (err, socket) => app.lifecycle.socketError(err, socket),
+    // An invalid URL is refused before any hook runs: start its lifecycle here.
+    frameworkErrors: (error, request, reply) => {
+      app.lifecycle.begin(request, reply)
+      // CONNECT's authority-form target (`host:443`) is no URL to Fastify; the answer is the method's.
+      if (request.method === 'CONNECT') handleError(withHeaders(new MethodNotAllowed('CONNECT'), { allow: ALLOW, connection: 'close' }), request, reply)
+      else handleError(error, request, reply)
     },
-    requestTimeout: config.requestTimeoutMs,
-    // Longer than the proxy in front keeps idle connections (Traefik: 90 s), so that it, not the
-    // relay, closes them: otherwise it may send a request on a connection the relay is closing.
-    keepAliveTimeout: config.keepAliveTimeoutMs,
     // During the drain, requests already on an open connection are served, not refused; when the
     // listener closes, connections between two requests are closed, busy ones finish.
     return503OnClosing: false,
     forceCloseConnections: 'idle'
   })
 
-  app.setErrorHandler((error: FastifyError, request, reply) => {
+  function handleError (error: FastifyError | RelayError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
     const statusCode = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
-    if (statusCode >= 500) reply.log.error({ err: error }, 'request failed')
-    // A 5xx message could carry internals (addresses, stack frames): clients get the status text.
-    const message = statusCode >= 500 ? (STATUS_CODES[statusCode] ?? 'Error') : error.message
-    return reply.code(statusCode).send({ statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message })
-  })
+    const ours = isRelayError(error)
+    // The relay's own errors are logged where they happen, when they deserve a line of their own.
+    if (statusCode >= 500 && !ours) reply.log.error({ err: error }, 'request failed')
+    if (ours) app.lifecycle.answeredWith(request, error.code)
+    const { headers } = error as RelayError
+    if (headers !== undefined) reply.headers(headers)
+    // A body that was not read must not be mistaken for the next request on the connection.
+    if (!request.raw.complete && hasBody(request)) reply.header('connection', 'close')
+    // A 5xx message could carry internals (addresses, stack frames): clients get the status text,
+    // unless it is one of the relay's own, written for them.
+    const message = statusCode < 500 || ours ? error.message : (STATUS_CODES[statusCode] ?? 'Error')
+    return reply.code(statusCode).send(errorBody(statusCode, message))
+  }
+  app.setErrorHandler(handleError)
 
-  app.setNotFoundHandler((request, reply) => {
-    // Every path is proxied, so a miss here is a method the relay does not forward.
-    return reply.code(405).header('allow', ALLOW)
-      .send({ statusCode: 405, error: 'Method Not Allowed', message: `${request.method} is not supported` })
-  })
-
-  const debugEnabled = config.logLevel === 'debug' || config.logLevel === 'trace'
-  // Hooks on the hot path are callback-style: an async hook costs a promise and a microtask each.
-  app.addHook('onRequest', (request, reply, done) => {
-    reply.header('x-request-id', request.id)
-    const res = reply.raw
-    res.once('close', () => {
-      const probe = request.routeOptions.config.probe === true
-      if (probe && !debugEnabled) return
-      // Flat fields, not `req`/`res`: Fastify's serializers for those would log the query string.
-      const line = {
-        reqId: request.id,
-        method: request.method,
-        path: pathOf(request.url),
-        statusCode: closedStatus(res),
-        remoteAddress: request.ip,
-        responseTime: Math.round(reply.elapsedTime * 100) / 100
-      }
-      const message = res.writableFinished
-        ? 'request completed'
-        : line.statusCode === CLIENT_CLOSED_REQUEST ? 'request aborted by the client' : 'response cut: the upstream failed'
-      if (probe) app.log.debug(line, message)
-      else app.log.info(line, message)
-    })
-    done()
+  // Every path is proxied, so a miss here is a method the relay does not forward.
+  app.setNotFoundHandler((request) => {
+    throw withHeaders(new MethodNotAllowed(request.method), { allow: ALLOW })
   })
 
   await app.register(configPlugin, { config })
+  // First of all hooks: every request's end is seen once, whatever ends it.
+  await app.register(lifecyclePlugin)
+  await app.register(accessLogPlugin)
   await app.register(healthPlugin)
   await app.register(metricsPlugin, { collectClusterMetrics: options.collectClusterMetrics })
-
-  // Added after the metrics hook, so these requests are counted too.
-  app.addHook('onRequest', (request, reply, done) => {
-    // rewriteUrl turned origin- and absolute-form targets into a path; what is left (`*`, junk)
-    // means nothing here and must not reach the proxy's wildcard route.
-    if (request.url.charCodeAt(0) !== 47 /* / */) {
-      reply.code(400).header('connection', 'close')
-        .send({ statusCode: 400, error: 'Bad Request', message: 'Unsupported request target' })
-      return
-    }
-    // Node keeps the first of several Host headers; RFC 9112 says to refuse the ambiguity instead.
-    if (hostHeaderCount(request.raw.rawHeaders) > 1) {
-      reply.code(400).header('connection', 'close')
-        .send({ statusCode: 400, error: 'Bad Request', message: 'More than one Host header' })
-      return
-    }
-    done()
-  })
-
+  await app.register(requestRulesPlugin)
   await app.register(proxyPlugin)
   return app
 }
 
-function hostHeaderCount (rawHeaders: string[]): number {
-  let count = 0
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i] as string
-    if (name.length === 4 && name.toLowerCase() === 'host') count++
-  }
-  return count
-}
-
-function pathOf (url: string): string {
-  const queryStart = url.indexOf('?')
-  return queryStart === -1 ? url : url.slice(0, queryStart)
+function hasBody (request: FastifyRequest): boolean {
+  const { headers } = request
+  return headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')
 }

@@ -65,6 +65,10 @@ export const VARIABLES = {
     schema: { type: 'number', exclusiveMinimum: 0, maximum: 3600, default: 95 },
     expected: 'a number of seconds greater than 0 and at most 3600'
   },
+  RELAY_SEND_TIMEOUT_SECONDS: {
+    schema: { type: 'number', minimum: 0, maximum: 86400, default: 60 },
+    expected: 'a number of seconds from 0 to 86400 (0 turns the check off)'
+  },
   RELAY_METRICS_TOKEN: {
     schema: { type: 'string', pattern: '^[\\x21-\\x7e]{1,4096}$' },
     expected: 'a token of printable ASCII characters without spaces (unset it to leave /metrics open)',
@@ -125,6 +129,8 @@ export interface RelayConfig {
   requestTimeoutMs: number
   /** How long an idle client connection stays open */
   keepAliveTimeoutMs: number
+  /** Longest a response may wait for a client that does not read it (0: no limit) */
+  sendTimeoutMs: number
   metricsToken: string | undefined
   metricsMaxEndpoints: number
   trustProxy: string[] | undefined
@@ -231,6 +237,7 @@ function toRelayConfig (v: Record<VariableName, unknown>, env: NodeJS.ProcessEnv
     headersTimeoutMs: Math.round((v.RELAY_HEADERS_TIMEOUT_SECONDS as number) * 1000),
     requestTimeoutMs: Math.round((v.RELAY_REQUEST_TIMEOUT_SECONDS as number) * 1000),
     keepAliveTimeoutMs: Math.round((v.RELAY_KEEPALIVE_TIMEOUT_SECONDS as number) * 1000),
+    sendTimeoutMs: Math.round((v.RELAY_SEND_TIMEOUT_SECONDS as number) * 1000),
     metricsToken: v.RELAY_METRICS_TOKEN as string | undefined,
     metricsMaxEndpoints: v.RELAY_METRICS_MAX_ENDPOINTS as number,
     trustProxy,

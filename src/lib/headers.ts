@@ -65,9 +65,39 @@ export function toUpstreamRequestHeaders (headers: Headers, forwarded: Forwarded
   return headers
 }
 
-/** Rewrites the upstream's response headers into what the client receives. */
-export function toClientResponseHeaders (headers: Headers, requestId: string): Headers {
-  removeHopByHop(headers)
-  headers['x-request-id'] = requestId
-  return headers
+export interface ClientResponseHead {
+  /** name, value, name, value, …: what writeHead sends (duplicates such as Set-Cookie kept apart) */
+  headers: string[]
+  /** True when the upstream declared the body's length */
+  hasContentLength: boolean
+}
+
+/**
+ * Turns the upstream's raw response headers (undici gives them as latin1 buffers or strings, name,
+ * value, …) into what the client receives: hop-by-hop headers and those `Connection` names are
+ * dropped, the request id is the relay's, and Location-like values go through `location`.
+ */
+export function toClientResponseHead (raw: ReadonlyArray<Buffer | string>, requestId: string, location: (value: string) => string): ClientResponseHead {
+  const headers: string[] = []
+  let named: string[] | undefined
+  let hasContentLength = false
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as Buffer | string).toString('latin1')
+    const lower = name.toLowerCase()
+    if (HOP_BY_HOP.includes(lower) || lower === 'x-request-id') {
+      if (lower === 'connection') (named ??= []).push(...String(raw[i + 1]).toLowerCase().split(',').map((token) => token.trim()))
+      continue
+    }
+    let value = (raw[i + 1] as Buffer | string).toString('latin1')
+    if (lower === 'location' || lower === 'content-location') value = location(value)
+    else if (lower === 'content-length') hasContentLength = true
+    headers.push(name, value)
+  }
+  if (named !== undefined) {
+    for (let i = headers.length - 2; i >= 0; i -= 2) {
+      if (named.includes((headers[i] as string).toLowerCase())) headers.splice(i, 2)
+    }
+  }
+  headers.push('x-request-id', requestId)
+  return { headers, hasContentLength }
 }

@@ -2,15 +2,16 @@
 // histogram, upstream errors by reason and build info, all in one prom-client registry per process.
 // Route metrics are the relay's own rather than fastify-metrics': the endpoint label depends on the
 // status (a 404 from the upstream is "unmatched"), must stay bounded, and requests the client aborts
-// count too (with status 499), which an onResponse hook never sees.
+// count too (with status 499), which an onResponse hook never sees: they are counted when the
+// lifecycle says a request has ended.
 import { createHash, timingSafeEqual } from 'node:crypto'
 import fp from 'fastify-plugin'
 import fastifyMetricsModule from 'fastify-metrics'
 import client from 'prom-client'
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync } from 'fastify'
+import { MetricsUnauthorized, MetricsUnavailable, withHeaders } from '../errors.js'
 import { EndpointLabeler, UNMATCHED } from '../lib/endpoint-label.js'
-import { closedStatus } from '../lib/http-status.js'
-import { UPSTREAM_ERROR_REASONS, type UpstreamErrorReason } from '../lib/upstream-errors.js'
+import { UPSTREAM_ERROR_REASONS, type UpstreamErrorReason } from '../forward/upstream-errors.js'
 
 export interface RelayMetrics {
   /** This process's registry: what a cluster worker hands the primary for aggregation */
@@ -83,20 +84,15 @@ const metricsPlugin: FastifyPluginAsync<MetricsPluginOptions> = async (fastify, 
 
   const labeler = new EndpointLabeler(config.metricsMaxEndpoints)
 
-  function observe (request: FastifyRequest, reply: FastifyReply): void {
-    const res = reply.raw
-    const status = closedStatus(res)
-    const own = request.routeOptions.config.endpointLabel
-    const endpoint = own ?? (request.is404 || status === 404 ? UNMATCHED : labeler.label(request.url))
-    const labels = { method: request.method, endpoint, status }
+  fastify.lifecycle.onEnd((ended) => {
+    const route = ended.request?.routeOptions.config
+    if (route?.skipMetrics === true) return
+    const own = route?.endpointLabel
+    const status = ended.statusCode
+    const unmatched = ended.request === undefined || ended.request.is404 || status === 404
+    const labels = { method: ended.method, endpoint: own ?? (unmatched ? UNMATCHED : labeler.label(ended.url)), status }
     requests.inc(labels)
-    duration.observe(labels, reply.elapsedTime / 1000)
-  }
-
-  // 'close' comes once per response, after 'finish' or when the client went away first.
-  fastify.addHook('onRequest', (request, reply, done) => {
-    if (request.routeOptions.config.skipMetrics !== true) reply.raw.once('close', () => observe(request, reply))
-    done()
+    duration.observe(labels, ended.durationMs / 1000)
   })
 
   fastify.decorate('relayMetrics', {
@@ -116,8 +112,7 @@ const metricsPlugin: FastifyPluginAsync<MetricsPluginOptions> = async (fastify, 
       if (expected === undefined) return
       const given = request.headers.authorization
       if (given === undefined || !timingSafeEqual(sha256(given), expected)) {
-        return reply.code(401).header('www-authenticate', 'Bearer realm="metrics"')
-          .send({ statusCode: 401, error: 'Unauthorized', message: 'A valid bearer token is required' })
+        throw withHeaders(new MetricsUnauthorized(), { 'www-authenticate': 'Bearer realm="metrics"' })
       }
     }
   }, async (request, reply) => {
@@ -128,7 +123,7 @@ const metricsPlugin: FastifyPluginAsync<MetricsPluginOptions> = async (fastify, 
         : await options.collectClusterMetrics()
     } catch (err) {
       request.log.error({ err }, 'metrics collection failed')
-      return reply.code(503).send({ statusCode: 503, error: 'Service Unavailable', message: 'Metrics are temporarily unavailable' })
+      throw new MetricsUnavailable()
     }
     return reply.type(registry.contentType).send(body)
   })
@@ -138,4 +133,4 @@ function sha256 (value: string): Buffer {
   return createHash('sha256').update(value).digest()
 }
 
-export default fp(metricsPlugin, { name: 'relay-metrics', fastify: '5.x', dependencies: ['relay-config'] })
+export default fp(metricsPlugin, { name: 'relay-metrics', fastify: '5.x', dependencies: ['relay-config', 'relay-lifecycle'] })

@@ -90,3 +90,51 @@ export async function waitFor (predicate: () => boolean | Promise<boolean>, time
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }
+
+export interface CountingUpstream extends Upstream {
+  /** Requests whose response has not ended yet (finished, or closed by the relay) */
+  readonly open: number
+  /** The most requests it ever had open at once */
+  readonly maxOpen: number
+}
+
+/**
+ * An upstream that records how many requests it has open at once, with routes for holding them:
+ * - `/delay?ms=N` answers after N ms;
+ * - `/sse?events=N&interval=M&size=B` streams N events of B bytes, one every M ms (forever without `events`);
+ * - `/slow` never answers, until the relay gives up on it;
+ * - anything else answers at once.
+ */
+export async function startCountingUpstream (): Promise<CountingUpstream> {
+  let open = 0
+  let maxOpen = 0
+  const upstream = await startUpstream((req, res) => {
+    open++
+    maxOpen = Math.max(maxOpen, open)
+    res.once('close', () => { open-- })
+    req.resume()
+    const url = new URL(req.url ?? '/', 'http://upstream.invalid')
+    if (url.pathname === '/delay') {
+      const timer = setTimeout(() => res.end(JSON.stringify({ path: url.pathname + url.search })), Number(url.searchParams.get('ms') ?? 100))
+      res.once('close', () => clearTimeout(timer))
+    } else if (url.pathname === '/sse') {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.flushHeaders()
+      const limit = Number(url.searchParams.get('events') ?? Infinity)
+      const padding = 'x'.repeat(Number(url.searchParams.get('size') ?? 0))
+      let sent = 0
+      const timer = setInterval(() => {
+        res.write(`data: ${sent}${padding}\n\n`)
+        if (++sent >= limit) { clearInterval(timer); res.end() }
+      }, Number(url.searchParams.get('interval') ?? 50))
+      res.once('close', () => clearInterval(timer))
+    } else if (url.pathname !== '/slow') {
+      res.end(JSON.stringify({ path: url.pathname }))
+    }
+  })
+  // Getters, not Object.assign (which would copy today's values).
+  return Object.defineProperties(upstream, {
+    open: { get: () => open },
+    maxOpen: { get: () => maxOpen }
+  }) as CountingUpstream
+}

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { removeHopByHop, toClientResponseHeaders, toUpstreamRequestHeaders } from '../../src/lib/headers.js'
+import { removeHopByHop, toClientResponseHead, toUpstreamRequestHeaders } from '../../src/lib/headers.js'
 
 const forwarded = { ip: '198.51.100.7', protocol: 'https', host: 'relay.example.com', requestId: 'req-1', hasBody: true }
 
@@ -49,13 +49,18 @@ test('a request without a forwarded body loses its framing header', () => {
 })
 
 test('responses lose hop-by-hop headers and carry the request id', () => {
-  const headers = toClientResponseHeaders({
-    connection: 'keep-alive',
-    'keep-alive': 'timeout=5',
-    'transfer-encoding': 'chunked',
-    'x-request-id': 'upstream-id',
-    'set-cookie': ['a=1', 'b=2'],
-    'content-type': 'text/event-stream'
-  }, 'req-1')
-  assert.deepEqual(headers, { 'x-request-id': 'req-1', 'set-cookie': ['a=1', 'b=2'], 'content-type': 'text/event-stream' })
+  const raw = [
+    'Connection', 'keep-alive, X-Hop', 'Keep-Alive', 'timeout=5', 'Transfer-Encoding', 'chunked', 'X-Hop', 'gone',
+    'X-Request-Id', 'upstream-id', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Content-Type', 'text/event-stream'
+  ].map((value) => Buffer.from(value, 'latin1'))
+  const head = toClientResponseHead(raw, 'req-1', (value) => value)
+  assert.deepEqual(head.headers, ['Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Content-Type', 'text/event-stream', 'x-request-id', 'req-1'])
+  assert.equal(head.hasContentLength, false)
+})
+
+test('response heads: Location-like values go through the rewrite, the declared length is noticed, bytes survive', () => {
+  const head = toClientResponseHead(['Location', 'http://gpu/x', 'Content-Location', 'http://gpu/y', 'Content-Length', '3', 'X-Name', 'Zoë'.replace('ë', '\xeb')],
+    'req-2', (value) => value.replace('http://gpu', ''))
+  assert.deepEqual(head.headers, ['Location', '/x', 'Content-Location', '/y', 'Content-Length', '3', 'X-Name', 'Zo\xeb', 'x-request-id', 'req-2'])
+  assert.equal(head.hasContentLength, true)
 })

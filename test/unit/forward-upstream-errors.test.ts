@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { classifyUpstreamError, isAbort } from '../../src/lib/upstream-errors.js'
+import { classifyUpstreamError, isAbort } from '../../src/forward/upstream-errors.js'
 
 function error (code: string, cause?: unknown): Error {
   return Object.assign(new Error(code), { code, cause })

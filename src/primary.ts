@@ -47,7 +47,12 @@ export function runPrimary (config: RelayConfig): void {
 
   const fork = (): void => {
     const worker = cluster.fork()
-    worker.once('listening', () => listening.add(worker))
+    worker.once('listening', () => {
+      listening.add(worker)
+      // A drain request sent while this worker was starting may have arrived before it listened for
+      // one: ask again now that it certainly does.
+      if (stopping) askToDrain(worker)
+    })
   }
 
   const liveWorkers = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined)
@@ -96,14 +101,16 @@ export function runPrimary (config: RelayConfig): void {
   for (let i = 0; i < config.workers; i++) fork()
 }
 
+function askToDrain (worker: Worker): void {
+  const message: ShutdownMessage = { type: 'relay:shutdown' }
+  if (worker.isConnected()) worker.send(message, () => {})
+  else worker.process.kill('SIGTERM')
+}
+
 async function stopWorkers (log: Logger, workers: Worker[], onAllExited: (resolve: () => void) => void): Promise<void> {
   if (workers.length === 0) return
   const exited = new Promise<void>((resolve) => onAllExited(resolve))
-  const message: ShutdownMessage = { type: 'relay:shutdown' }
-  for (const worker of workers) {
-    if (worker.isConnected()) worker.send(message)
-    else worker.process.kill('SIGTERM')
-  }
+  for (const worker of workers) askToDrain(worker)
   log.debug({ workers: workers.length }, 'asked the workers to drain')
   await exited
 }

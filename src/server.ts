@@ -1,5 +1,6 @@
 // The entry point (`node dist/server.js`): read the configuration, then run the cluster primary or a
 // serving process. Invalid configuration stops here, before anything listens.
+import { releaseEarlySignals } from './early-signals.js'
 import cluster from 'node:cluster'
 import { createRequire } from 'node:module'
 import { ConfigError, loadConfig, type RelayConfig } from './config.js'
@@ -20,7 +21,8 @@ try {
 if (config.workers > 1 && cluster.isPrimary) {
   const { runPrimary } = await import('./primary.js')
   runPrimary(config)
+  releaseEarlySignals()
 } else {
   const { runWorker } = await import('./worker.js')
-  await runWorker(config, { clustered: cluster.isWorker })
+  await runWorker(config, { clustered: cluster.isWorker, onSignalsHandled: releaseEarlySignals })
 }

@@ -4,7 +4,8 @@
 //      reach every node), and every response says `Connection: close`;
 //   3. the listener closes, idle connections close, in-flight requests and streams may finish for
 //      up to RELAY_SHUTDOWN_TIMEOUT_SECONDS;
-//   4. whatever is still open is cut, and the process exits.
+//   4. what is still open is ended: a request with no response yet gets 503, a response under way is
+//      cut; each is logged and counted before the process exits.
 import { setTimeout as sleep } from 'node:timers/promises'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
@@ -15,6 +16,8 @@ import { isMessage, type ShutdownMessage } from './cluster-messages.js'
 const BACKSTOP_MARGIN_MS = 5_000
 /** How often the drain closes the connections that went idle since the listener closed. */
 const IDLE_SWEEP_MS = 200
+/** How long the requests ended at the timeout get to write their last answer, log line and count. */
+const END_ALL_WAIT_MS = 1_000
 
 export async function drain (app: FastifyInstance, config: RelayConfig, { skipDelay = false } = {}): Promise<void> {
   app.health.beginShutdown()
@@ -31,7 +34,8 @@ export async function drain (app: FastifyInstance, config: RelayConfig, { skipDe
   ])
   clearInterval(sweeper)
   if (timedOut) {
-    app.log.warn({ timeoutSeconds: config.shutdownTimeoutMs / 1000 }, 'shutdown timeout reached: closing the remaining connections')
+    app.log.warn({ timeoutSeconds: config.shutdownTimeoutMs / 1000, requests: app.lifecycle.inFlight }, 'shutdown timeout reached: closing the remaining connections')
+    await app.lifecycle.endAll(END_ALL_WAIT_MS)
     app.server.closeAllConnections()
     await closed
   }
@@ -45,10 +49,37 @@ export interface ShutdownOptions {
    * never counts as the "second signal" that would exit at once.
    */
   clustered: boolean
+  /** In a cluster worker: the drain request listened for since the worker started */
+  drainRequest?: ReturnType<typeof awaitDrainRequest>
+}
+
+/**
+ * A cluster worker listens for the primary's drain request from its first moment: a message that
+ * arrives while the app is still being built would otherwise be lost, and the worker would serve on
+ * after the primary asked it to stop. Call it before anything else; `handleShutdown` takes over.
+ */
+export function awaitDrainRequest (): { requested: boolean, onRequest(listener: () => void): void } {
+  let requested = false
+  let listener: (() => void) | undefined
+  const request = (): void => {
+    requested = true
+    listener?.()
+  }
+  process.on('message', (message) => { if (isMessage<ShutdownMessage>(message, 'relay:shutdown')) request() })
+  // The primary is gone (killed, OOM): nobody will forward signals or restart us; drain and leave.
+  process.on('disconnect', request)
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, request)
+  return {
+    get requested () { return requested },
+    onRequest (fn) {
+      listener = fn
+      if (requested) fn()
+    }
+  }
 }
 
 /** Installs the signal, IPC and crash handling that runs `drain` once, then exits. */
-export function handleShutdown (app: FastifyInstance, config: RelayConfig, { clustered }: ShutdownOptions): void {
+export function handleShutdown (app: FastifyInstance, config: RelayConfig, { clustered, drainRequest }: ShutdownOptions): void {
   const ownSignals = clustered ? (['SIGINT', 'SIGTERM'] as const) : []
   const grace = closeWithGrace({
     delay: config.shutdownDelayMs + config.shutdownTimeoutMs + BACKSTOP_MARGIN_MS,
@@ -66,15 +97,11 @@ export function handleShutdown (app: FastifyInstance, config: RelayConfig, { clu
     await drain(app, config)
   })
 
-  if (!clustered) return
+  if (!clustered || drainRequest === undefined) return
   let started = false
-  const begin = (): void => {
+  drainRequest.onRequest(() => {
     if (started) return
     started = true
     grace.close()
-  }
-  for (const signal of ownSignals) process.on(signal, begin)
-  process.on('message', (message) => { if (isMessage<ShutdownMessage>(message, 'relay:shutdown')) begin() })
-  // The primary is gone (killed, OOM): nobody will forward signals or restart us; drain and leave.
-  process.on('disconnect', begin)
+  })
 }

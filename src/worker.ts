@@ -1,15 +1,27 @@
 // One serving process: the only process with RELAY_WORKERS=1, else one of the cluster's workers.
 import type { RelayConfig } from './config.js'
 import { buildApp } from './app.js'
-import { handleShutdown } from './shutdown.js'
+import { awaitDrainRequest, handleShutdown } from './shutdown.js'
 import { createClusterMetricsClient, shareMetrics } from './cluster-metrics.js'
 
-export async function runWorker (config: RelayConfig, { clustered }: { clustered: boolean }): Promise<void> {
+export interface WorkerOptions {
+  clustered: boolean
+  /** Called once this process's signal handlers are installed */
+  onSignalsHandled?: () => void
+}
+
+export async function runWorker (config: RelayConfig, { clustered, onSignalsHandled }: WorkerOptions): Promise<void> {
+  // Before anything that takes time: the primary may ask this worker to drain while it is starting.
+  const drainRequest = clustered ? awaitDrainRequest() : undefined
+  if (clustered) onSignalsHandled?.()
   const app = await buildApp(config, {
     collectClusterMetrics: clustered ? createClusterMetricsClient() : undefined
   })
   if (clustered) shareMetrics(app.relayMetrics.registry)
-  handleShutdown(app, config, { clustered })
+  handleShutdown(app, config, { clustered, drainRequest })
+  if (!clustered) onSignalsHandled?.()
+  // Asked to stop before it ever listened: there is nothing to drain, and nothing must be served.
+  if (drainRequest?.requested === true) return
 
   try {
     await app.listen({ port: config.port, host: config.host })

@@ -3,7 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { exitWithin, spawnRelay } from '../helpers/relay.js'
+import { exitWithin, spawnRelay, type RelayProcess } from '../helpers/relay.js'
 import { startUpstream, waitFor } from '../helpers/upstreams.js'
 import { connect } from 'node:net'
 import { once } from 'node:events'
@@ -143,4 +143,74 @@ test('in-flight requests that outlive the shutdown timeout are cut, and the proc
   const { complete } = await stream.done
   assert.equal(complete, false)
   assert.ok(relay.logs.find((line) => line.msg === 'shutdown timeout reached: closing the remaining connections'))
+})
+
+// Keyed to what the process has logged, not to wall-clock delays: a signal in the first few
+// milliseconds, before Node.js runs any of the relay's code, kills any Node.js process.
+const EARLY_MOMENTS: Record<string, (relay: RelayProcess) => Promise<unknown>> = {
+  'as the primary starts the workers': async (relay) => await relay.logs.waitFor((line) => line.msg === 'starting workers', 5000),
+  'while the workers load': async (relay) => {
+    await relay.logs.waitFor((line) => line.msg === 'starting workers', 5000)
+    await sleep(150)
+  },
+  'when one worker is ready and the other may not be': async (relay) => await relay.logs.waitFor((line) => line.msg === 'relay ready', 5000)
+}
+
+for (const [when, moment] of Object.entries(EARLY_MOMENTS)) {
+  test(`SIGTERM ${when}, before the workers listen: they drain anyway, exit 0, nothing is killed`, async (t) => {
+    const upstream = await startUpstream()
+    t.after(() => upstream.close())
+    const relay = await spawnRelay({
+      UPSTREAM_URL: upstream.url,
+      RELAY_WORKERS: '2',
+      RELAY_SHUTDOWN_DELAY_SECONDS: '0.5',
+      RELAY_SHUTDOWN_TIMEOUT_SECONDS: '1'
+    }, { ready: 0 })
+    t.after(() => relay.stop())
+    await moment(relay)
+    relay.child.kill('SIGTERM')
+    // Well within delay + timeout + the primary's 10 s backstop, after which it would SIGKILL them.
+    const { code } = await exitWithin(relay, 6000)
+    assert.equal(code, 0, relay.logs.raw.join('\n'))
+    assert.equal(relay.logs.find((line) => line.msg === 'workers did not stop in time: killing them'), undefined)
+    const stopped = relay.logs.lines.filter((line) => line.msg === 'worker stopped')
+    assert.equal(stopped.length, 2)
+    assert.ok(stopped.every((line) => line.code === 0), JSON.stringify(stopped))
+  })
+}
+
+test('at the shutdown timeout a request still waiting for the upstream gets 503, a stream is cut; both are logged', async (t) => {
+  const upstream = await startUpstream((req, res) => {
+    req.resume()
+    if (req.url === '/thinking') return // the GPU never answers in time
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    const timer = setInterval(() => res.write('data: token\n\n'), 50)
+    res.on('close', () => clearInterval(timer))
+  })
+  t.after(() => upstream.close())
+  const relay = await spawnRelay({ UPSTREAM_URL: upstream.url, RELAY_SHUTDOWN_DELAY_SECONDS: '0', RELAY_SHUTDOWN_TIMEOUT_SECONDS: '0.5' })
+  t.after(() => relay.stop())
+  const stream = await openStream(`${relay.url}/stream`)
+  await waitFor(() => stream.events.length > 0, 5000, 'the first event')
+  const socket = connect(relay.port, '127.0.0.1')
+  await once(socket, 'connect')
+  socket.write('GET /thinking HTTP/1.1\r\nHost: x\r\nX-Request-Id: thinking\r\n\r\n')
+  await waitFor(() => upstream.requests.some((r) => r.url === '/thinking'), 5000, 'the upstream to get the request')
+  const answer = readUntilClose(socket, 5000)
+  relay.child.kill('SIGTERM')
+  const { code } = await exitWithin(relay, 5000)
+  assert.equal(code, 0)
+  const res = await answer
+  assert.equal(res.statusCode, 503)
+  assert.equal(res.headers['retry-after'], '1')
+  assert.equal(res.headers['x-request-id'], 'thinking')
+  assert.deepEqual(JSON.parse(res.body), { statusCode: 503, error: 'Service Unavailable', message: 'The relay is restarting; try again' })
+  assert.equal((await stream.done).complete, false)
+  const cut = relay.logs.find((line) => line.path === '/stream' && line.statusCode !== undefined)
+  assert.equal(cut?.msg, 'response cut at the shutdown timeout')
+  assert.equal(cut?.statusCode, 200)
+  const refused = relay.logs.find((line) => line.reqId === 'thinking' && line.statusCode !== undefined)
+  assert.equal(refused?.statusCode, 503)
+  // Neither is the upstream's fault.
+  assert.equal(relay.logs.find((line) => line.level === 'error'), undefined)
 })

@@ -98,7 +98,7 @@ describe('env vars: chart vs relay config', { concurrency: true }, () => {
     assert.equal(config.upstream.url, 'https://gpu-server:5010/api/v1')
   })
 
-  it('the chart\'s defaults are the relay\'s defaults, but for the workers: one under the chart\'s 500m CPU limit', () => {
+  it('the chart\'s defaults are the relay\'s defaults, but for the workers: one under the chart\'s 500m CPU limit', async () => {
     // bench/PI.md: under --cpus 0.5 one worker gives more throughput, a lower p99 and less memory
     // than two or three; the relay's own default (2) is for a host with cores to spare.
     assert.equal(values.relay.workers, 1)
@@ -107,7 +107,8 @@ describe('env vars: chart vs relay config', { concurrency: true }, () => {
     const defaults: Record<string, unknown> = {
       RELAY_PORT: values.relay.port,
       RELAY_LOG_LEVEL: values.relay.logLevel,
-      UPSTREAM_URL: values.upstream.url,
+      // upstream.url is empty by default: the GPU Service on its port, which is the relay's own default.
+      UPSTREAM_URL: (await render({})).env.UPSTREAM_URL,
       RELAY_UPSTREAM_TIMEOUT_SECONDS: values.relay.upstreamTimeoutSeconds,
       RELAY_BODY_LIMIT_BYTES: values.relay.bodyLimitBytes,
       RELAY_SHUTDOWN_DELAY_SECONDS: values.relay.shutdownDelaySeconds,
@@ -116,6 +117,7 @@ describe('env vars: chart vs relay config', { concurrency: true }, () => {
     for (const [name, value] of Object.entries(defaults)) {
       assert.equal(value, (VARIABLES[name as VariableName].schema as { default?: unknown }).default, name)
     }
+    assert.equal(values.upstream.url, '', 'upstream.url follows the GPU Service unless set')
     assert.equal(values.relay.port, values.gpuExternalName.port, 'relay and GPU server both default to 5010')
   })
 

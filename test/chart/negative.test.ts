@@ -39,10 +39,9 @@ const CASES: NegativeCase[] = [
   { name: 'gpuExternalName.port out of range', values: { gpuExternalName: { port: 65536 } }, expect: [SCHEMA, at('gpuExternalName.port')] },
 
   // upstream.url
-  { name: 'upstream.url not pointing at the GPU Service', values: { upstream: { url: 'http://gpu-box.lan:5010' } }, expect: [/upstream\.url=http:\/\/gpu-box\.lan:5010 does not point at the GPU Service this chart creates \(gpu-server\): set upstream\.url=http:\/\/gpu-server:5010/] },
-  { name: 'a renamed GPU Service with the default upstream.url', values: { gpuExternalName: { name: 'gpu' } }, expect: [/does not point at the GPU Service this chart creates \(gpu\): set upstream\.url=http:\/\/gpu:5010/] },
-  { name: 'upstream.url on another port than gpuExternalName.port', values: { upstream: { url: 'http://gpu-server:8000' } }, expect: [/upstream\.url=http:\/\/gpu-server:8000 uses port 8000 but gpuExternalName\.port is 5010/] },
-  { name: 'upstream.url with the default port 80 against 5010', values: { upstream: { url: 'http://gpu-server' } }, expect: [/uses port 80 but gpuExternalName\.port is 5010/] },
+  // (An upstream.url on another host or port than the GPU Service is accepted since issue 13: it wins.)
+  { name: 'an empty upstream.url without the GPU Service', values: { gpuExternalName: { enabled: false } }, expect: [/upstream\.url is empty and gpuExternalName\.enabled=false, so nothing tells the relay where the GPU server is: set upstream\.url/] },
+  { name: 'upstream.url without a scheme', values: { upstream: { url: 'gpu-server:5010' } }, expect: [SCHEMA, at('upstream.url')] },
   { name: 'upstream.url with credentials', values: { upstream: { url: 'http://user:pw@gpu-server:5010' } }, expect: [SCHEMA, at('upstream.url')] },
   { name: 'upstream.url with a query', values: { upstream: { url: 'http://gpu-server:5010/?a=1' } }, expect: [SCHEMA, at('upstream.url')] },
   { name: 'upstream.url with another scheme', values: { upstream: { url: 'ftp://gpu-server:5010' } }, expect: [SCHEMA, at('upstream.url')] },

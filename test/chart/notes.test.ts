@@ -60,4 +60,16 @@ describe('NOTES.txt', { concurrency: true }, () => {
     const notes = await renderNotes({ ...REAL_VALUES, relay: { metricsToken: { existingSecret: 'relay-metrics' } }, metrics: { serviceMonitor: { enabled: true } } })
     assert.match(notes, /ServiceMonitor "relay-tokenplace-relay" scrapes \/metrics every 30s with the bearer token from Secret "relay-metrics" \(key "token"\)/)
   })
+
+  it('does not ask for the GPU host while upstream.url bypasses the GPU Service, but flags an example upstream host', async () => {
+    const [bypass, example] = await Promise.all([
+      renderNotes({ ...REAL_VALUES, gpuExternalName: { host: 'gpu-box.example.com' }, upstream: { url: 'https://gpu-box.lan.token.place:8443' } }),
+      renderNotes({ ...REAL_VALUES, gpuExternalName: { enabled: false }, upstream: { url: 'https://gpu.example.com:8443' } })
+    ])
+    assert.doesNotMatch(bypass, WARNING)
+    assert.match(bypass, /The GPU Service "gpu-server" is rendered but unused/)
+    assert.match(example, WARNING)
+    assert.match(example, /upstream\.url names gpu\.example\.com, an example name: set it to your GPU server's URL\./)
+    assert.doesNotMatch(example, /unused/)
+  })
 })

@@ -396,6 +396,33 @@ describe('GPU Service modes', { concurrency: true }, () => {
     assert.equal(headless.one('EndpointSlice').ports[0].port, 8000)
   })
 
+  it('an empty upstream.url follows gpuExternalName.name and .port, in both modes', async () => {
+    const [externalName, headless] = await Promise.all([
+      render({ gpuExternalName: { name: 'gpu-alt', port: 8000 } }),
+      render({ gpuExternalName: { name: 'gpu-alt', port: 8000, headless: { enabled: true, endpoints: ['192.168.1.50'] } }, networkPolicy: { egressCidrs: [] } })
+    ])
+    for (const r of [externalName, headless]) {
+      assert.equal(r.env.UPSTREAM_URL, 'http://gpu-alt:8000')
+      assert.deepEqual(r.one('Service', 'gpu-alt').spec.ports[0].port, 8000)
+      assert.deepEqual(r.one('NetworkPolicy').spec.egress[0].ports, [{ port: 8000, protocol: 'TCP' }])
+    }
+    assert.deepEqual(headless.one('NetworkPolicy').spec.egress[0].to, [{ ipBlock: { cidr: '192.168.1.50/32' } }])
+  })
+
+  it('an explicit upstream.url wins over the GPU Service, on any host, scheme or port', async () => {
+    const [other, samePortless] = await Promise.all([
+      render({ upstream: { url: 'https://gpu-box.token.place:8443' }, gpuExternalName: { headless: { enabled: true, endpoints: ['192.168.1.50'] } } }),
+      render({ upstream: { url: 'http://gpu-server.tokenplace.svc' } })
+    ])
+    assert.equal(other.env.UPSTREAM_URL, 'https://gpu-box.token.place:8443')
+    assert.deepEqual(other.one('NetworkPolicy').spec.egress[0], {
+      to: [{ ipBlock: { cidr: '203.0.113.7/32' } }],
+      ports: [{ port: 8443, protocol: 'TCP' }]
+    }, 'the headless endpoints are not the upstream here, so only egressCidrs are allowed')
+    assert.equal(samePortless.env.UPSTREAM_URL, 'http://gpu-server.tokenplace.svc')
+    assert.deepEqual(samePortless.one('NetworkPolicy').spec.egress[0].ports, [{ port: 80, protocol: 'TCP' }])
+  })
+
   it('gpuExternalName.enabled=false renders no GPU Service; egress follows the upstream URL\'s port', async () => {
     const r = await render({ gpuExternalName: { enabled: false }, upstream: { url: 'https://gpu-box.token.place/v1' } })
     assert.equal(r.all('Service').length, 1)

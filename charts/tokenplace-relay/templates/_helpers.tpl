@@ -108,17 +108,41 @@ app.kubernetes.io/component: test
 
 {{/* Upstream ----------------------------------------------------------------------------------- */}}
 
-{{/* Host of upstream.url, without port or brackets. */}}
+{{/* The URL the relay forwards to (UPSTREAM_URL): upstream.url when set, else the GPU Service on its
+  port, http://<gpuExternalName.name>:<gpuExternalName.port>. _validate.tpl refuses an empty
+  upstream.url without the GPU Service. */}}
+{{- define "tokenplace-relay.upstreamUrl" -}}
+{{- if .Values.upstream.url }}
+{{- .Values.upstream.url }}
+{{- else }}
+{{- printf "http://%s:%d" .Values.gpuExternalName.name (int64 .Values.gpuExternalName.port) }}
+{{- end }}
+{{- end }}
+
+{{/* Host of the upstream URL, without port or brackets. */}}
 {{- define "tokenplace-relay.upstreamHost" -}}
-{{- $u := urlParse .Values.upstream.url }}
+{{- $u := urlParse (include "tokenplace-relay.upstreamUrl" .) }}
 {{- regexReplaceAll "^\\[(.*)\\]$" (regexReplaceAll "(:[0-9]*)$" $u.host "") "${1}" }}
 {{- end }}
 
-{{/* Port of upstream.url: explicit, or 80/443 from the scheme. */}}
+{{/* Port of the upstream URL: explicit, or 80/443 from the scheme. */}}
 {{- define "tokenplace-relay.upstreamPort" -}}
-{{- $u := urlParse .Values.upstream.url }}
+{{- $u := urlParse (include "tokenplace-relay.upstreamUrl" .) }}
 {{- $port := regexFind ":[0-9]+$" $u.host | trimPrefix ":" }}
 {{- if $port }}{{ $port }}{{ else if eq $u.scheme "https" }}443{{ else }}80{{ end }}
+{{- end }}
+
+{{/* Whether the relay reaches the GPU host through the GPU Service this chart renders: "true" or "".
+  True when the upstream host is the Service's name, short or qualified (gpu-server, gpu-server.<ns>,
+  gpu-server.<ns>.svc, gpu-server.<ns>.svc.<cluster domain>). An upstream.url on another host leaves
+  the Service unused: NOTES.txt says so. */}}
+{{- define "tokenplace-relay.gpuServiceUsed" -}}
+{{- $gpu := .Values.gpuExternalName }}
+{{- if $gpu.enabled }}
+{{- $host := include "tokenplace-relay.upstreamHost" . }}
+{{- $names := list $gpu.name (printf "%s.%s" $gpu.name .Release.Namespace) (printf "%s.%s.svc" $gpu.name .Release.Namespace) }}
+{{- if or (has $host $names) (hasPrefix (printf "%s.%s.svc." $gpu.name .Release.Namespace) $host) }}true{{ end }}
+{{- end }}
 {{- end }}
 
 {{/* Whether the headless GPU Service (with fixed endpoint IPs) is rendered: "true" or "". */}}
@@ -145,10 +169,10 @@ app.kubernetes.io/component: test
 {{- $doc := list "192.0.2." "198.51.100." "203.0.113." }}
 {{- $lines := list }}
 {{- $exampleHost := "(^|\\.)example\\.(com|net|org)$|\\.(example|invalid|test)$" }}
-{{- if and .Values.gpuExternalName.enabled (not .Values.gpuExternalName.headless.enabled) (regexMatch $exampleHost .Values.gpuExternalName.host) }}
+{{- if and (include "tokenplace-relay.gpuServiceUsed" .) (not .Values.gpuExternalName.headless.enabled) (regexMatch $exampleHost .Values.gpuExternalName.host) }}
 {{- $lines = append $lines (printf "gpuExternalName.host=%s is an example name: set it to your GPU host's DNS name." .Values.gpuExternalName.host) }}
 {{- end }}
-{{- if include "tokenplace-relay.headless" . }}
+{{- if and (include "tokenplace-relay.headless" .) (include "tokenplace-relay.gpuServiceUsed" .) }}
 {{- range .Values.gpuExternalName.headless.endpoints }}
 {{- $ip := . }}
 {{- range $doc }}{{ if hasPrefix . $ip }}
@@ -156,11 +180,17 @@ app.kubernetes.io/component: test
 {{- end }}{{ end }}
 {{- end }}
 {{- end }}
+{{- if not (include "tokenplace-relay.gpuServiceUsed" .) }}
+{{- $upstreamHost := include "tokenplace-relay.upstreamHost" . }}
+{{- if regexMatch $exampleHost $upstreamHost }}
+{{- $lines = append $lines (printf "upstream.url names %s, an example name: set it to your GPU server's URL." $upstreamHost) }}
+{{- end }}
+{{- end }}
 {{- if .Values.networkPolicy.enabled }}
 {{- range .Values.networkPolicy.egressCidrs }}
 {{- $cidr := . }}
 {{- range $doc }}{{ if hasPrefix . $cidr }}
-{{- if include "tokenplace-relay.headless" $ }}
+{{- if and (include "tokenplace-relay.headless" $) (include "tokenplace-relay.gpuServiceUsed" $) }}
 {{- $lines = append $lines (printf "networkPolicy.egressCidrs has %s, a documentation range (headless mode already allows the endpoint IPs: remove it)." $cidr) }}
 {{- else }}
 {{- $lines = append $lines (printf "networkPolicy.egressCidrs has %s, a documentation range: set your GPU host's IP, e.g. 192.168.1.50/32." $cidr) }}

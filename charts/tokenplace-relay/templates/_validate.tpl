@@ -23,23 +23,20 @@ deployment.yaml. Types, formats and unknown keys are refused earlier by values.s
 {{- end }}
 {{- else }}
 {{- if not $gpu.host }}
-{{- fail "gpuExternalName.host is empty: set it to the DNS name of the GPU host (e.g. gpu-box.lan.example.org), or use headless mode with an IP (gpuExternalName.headless.enabled=true, gpuExternalName.headless.endpoints={192.168.1.50})" }}
+{{- fail "gpuExternalName.host is empty: set it to the DNS name of the GPU host (e.g. gpu-box.lan.example.org), use headless mode with an IP (gpuExternalName.headless.enabled=true, gpuExternalName.headless.endpoints={192.168.1.50}), or set gpuExternalName.enabled=false when upstream.url reaches the GPU host directly" }}
 {{- end }}
 {{- end }}
 {{- if or (regexMatch $ipv4 $gpu.host) (contains ":" $gpu.host) }}
 {{- fail (printf "gpuExternalName.host=%s is an IP address, but an ExternalName Service can only carry a DNS name: set gpuExternalName.host to the GPU host's DNS name, or pin the IP with --set gpuExternalName.headless.enabled=true --set gpuExternalName.headless.endpoints={%s}" $gpu.host $gpu.host) }}
 {{- end }}
 
-{{- /* upstream.url must reach the GPU Service the chart creates, on its port. */}}
-{{- $host := include "tokenplace-relay.upstreamHost" . }}
-{{- $port := include "tokenplace-relay.upstreamPort" . }}
-{{- $names := list $gpu.name (printf "%s.%s" $gpu.name .Release.Namespace) (printf "%s.%s.svc" $gpu.name .Release.Namespace) }}
-{{- if not (or (has $host $names) (hasPrefix (printf "%s.%s.svc." $gpu.name .Release.Namespace) $host)) }}
-{{- fail (printf "upstream.url=%s does not point at the GPU Service this chart creates (%s): set upstream.url=http://%s:%d, or set gpuExternalName.enabled=false if the relay reaches the GPU host directly" .Values.upstream.url $gpu.name $gpu.name (int64 $gpu.port)) }}
 {{- end }}
-{{- if ne (int64 $port) (int64 $gpu.port) }}
-{{- fail (printf "upstream.url=%s uses port %s but gpuExternalName.port is %d: the relay would dial a port the GPU host does not listen on; make them the same" .Values.upstream.url $port (int64 $gpu.port)) }}
-{{- end }}
+
+{{- /* upstream.url ------------------------------------------------------------------------------
+  Empty means the GPU Service; an explicit URL always wins (NOTES.txt says when the GPU Service is then
+  unused). Without the GPU Service, nothing else says where the GPU server is. */}}
+{{- if and (not .Values.upstream.url) (not $gpu.enabled) }}
+{{- fail "upstream.url is empty and gpuExternalName.enabled=false, so nothing tells the relay where the GPU server is: set upstream.url to its URL (e.g. http://gpu-box.lan.your-domain.org:5010), or leave gpuExternalName.enabled=true to reach it through the GPU Service" }}
 {{- end }}
 
 {{- /* NetworkPolicy ---------------------------------------------------------------------------- */}}
@@ -49,7 +46,7 @@ deployment.yaml. Types, formats and unknown keys are refused earlier by values.s
 {{- fail (printf "networkPolicy.egressCidrs: %s would allow egress to the whole Internet; list only the GPU host, e.g. 192.168.1.50/32 (or set networkPolicy.enabled=false)" .) }}
 {{- end }}
 {{- end }}
-{{- if not (or .Values.networkPolicy.egressCidrs (include "tokenplace-relay.headless" .) .Values.networkPolicy.extraEgress) }}
+{{- if not (or .Values.networkPolicy.egressCidrs (and (include "tokenplace-relay.headless" .) (include "tokenplace-relay.gpuServiceUsed" .)) .Values.networkPolicy.extraEgress) }}
 {{- fail "networkPolicy.enabled=true but nothing lets the relay reach the GPU host: set networkPolicy.egressCidrs to its IP (e.g. {192.168.1.50/32}), use headless mode (its endpoint IPs are allowed automatically), or set networkPolicy.enabled=false" }}
 {{- end }}
 {{- end }}

@@ -71,6 +71,20 @@ app.kubernetes.io/component: gpu-upstream
 app.kubernetes.io/component: test
 {{- end }}
 
+{{/* Lists ------------------------------------------------------------------------------------------
+  A list value as a JSON list without empty entries, for `fromJsonArray`. Every list value goes through
+  it, so null (Helm drops the key), [] and `--set key={}` (which Helm turns into [""]) all mean an
+  empty list instead of crashing a template or failing a pattern. */}}
+{{- define "tokenplace-relay.list" -}}
+{{- $items := list }}
+{{- if kindIs "slice" . }}
+{{- range . }}
+{{- if not (or (kindIs "invalid" .) (and (kindIs "string" .) (eq . ""))) }}{{ $items = append $items . }}{{ end }}
+{{- end }}
+{{- end }}
+{{- toJson $items }}
+{{- end }}
+
 {{/* Image ------------------------------------------------------------------------------------- */}}
 
 {{/* repository@sha256:… when a digest is set, else repository:tag (tag defaults to appVersion). */}}
@@ -153,7 +167,7 @@ app.kubernetes.io/component: test
 {{/* The IPv4 endpoints of the GPU host in headless mode, without duplicates, as a JSON list. */}}
 {{- define "tokenplace-relay.headlessEndpoints" -}}
 {{- if include "tokenplace-relay.headless" . }}
-{{- .Values.gpuExternalName.headless.endpoints | uniq | toJson }}
+{{- (include "tokenplace-relay.list" .Values.gpuExternalName.headless.endpoints | fromJsonArray) | uniq | toJson }}
 {{- else }}[]{{ end }}
 {{- end }}
 
@@ -173,7 +187,7 @@ app.kubernetes.io/component: test
 {{- $lines = append $lines (printf "gpuExternalName.host=%s is an example name: set it to your GPU host's DNS name." .Values.gpuExternalName.host) }}
 {{- end }}
 {{- if and (include "tokenplace-relay.headless" .) (include "tokenplace-relay.gpuServiceUsed" .) }}
-{{- range .Values.gpuExternalName.headless.endpoints }}
+{{- range include "tokenplace-relay.headlessEndpoints" . | fromJsonArray }}
 {{- $ip := . }}
 {{- range $doc }}{{ if hasPrefix . $ip }}
 {{- $lines = append $lines (printf "gpuExternalName.headless.endpoints has %s, a documentation address: set your GPU host's IP." $ip) }}
@@ -187,7 +201,7 @@ app.kubernetes.io/component: test
 {{- end }}
 {{- end }}
 {{- if .Values.networkPolicy.enabled }}
-{{- range .Values.networkPolicy.egressCidrs }}
+{{- range (include "tokenplace-relay.list" .Values.networkPolicy.egressCidrs | fromJsonArray) }}
 {{- $cidr := . }}
 {{- range $doc }}{{ if hasPrefix . $cidr }}
 {{- if and (include "tokenplace-relay.headless" $) (include "tokenplace-relay.gpuServiceUsed" $) }}
@@ -199,7 +213,7 @@ app.kubernetes.io/component: test
 {{- end }}
 {{- end }}
 {{- if .Values.ingress.enabled }}
-{{- range .Values.ingress.hosts }}
+{{- range (include "tokenplace-relay.list" .Values.ingress.hosts | fromJsonArray) }}
 {{- if regexMatch $exampleHost .host }}
 {{- $lines = append $lines (printf "ingress host %s is an example name: set ingress.hosts and ingress.tls to your domain." .host) }}
 {{- end }}

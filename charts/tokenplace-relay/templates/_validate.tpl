@@ -6,14 +6,18 @@ deployment.yaml. Types, formats and unknown keys are refused earlier by values.s
 {{- define "tokenplace-relay.validate" -}}
 {{- $ipv4 := "^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$" }}
 {{- $gpu := .Values.gpuExternalName }}
+{{- $endpoints := include "tokenplace-relay.list" $gpu.headless.endpoints | fromJsonArray }}
+{{- $egressCidrs := include "tokenplace-relay.list" .Values.networkPolicy.egressCidrs | fromJsonArray }}
+{{- $hosts := include "tokenplace-relay.list" .Values.ingress.hosts | fromJsonArray }}
+{{- $tls := include "tokenplace-relay.list" .Values.ingress.tls | fromJsonArray }}
 
 {{- /* GPU Service ------------------------------------------------------------------------------ */}}
 {{- if $gpu.enabled }}
 {{- if $gpu.headless.enabled }}
-{{- if not $gpu.headless.endpoints }}
+{{- if not $endpoints }}
 {{- fail "gpuExternalName.headless.enabled=true needs the GPU host's IPv4 address(es) in gpuExternalName.headless.endpoints, e.g. --set gpuExternalName.headless.endpoints={192.168.1.50}" }}
 {{- end }}
-{{- range $gpu.headless.endpoints }}
+{{- range $endpoints }}
 {{- if not (regexMatch $ipv4 (toString .)) }}
 {{- fail (printf "gpuExternalName.headless.endpoints: %q is not an IPv4 address (write it like 192.168.1.50, without a prefix length or port)" (toString .)) }}
 {{- end }}
@@ -41,18 +45,24 @@ deployment.yaml. Types, formats and unknown keys are refused earlier by values.s
 
 {{- /* NetworkPolicy ---------------------------------------------------------------------------- */}}
 {{- if .Values.networkPolicy.enabled }}
-{{- range .Values.networkPolicy.egressCidrs }}
+{{- range $egressCidrs }}
 {{- if regexMatch "/0$" . }}
 {{- fail (printf "networkPolicy.egressCidrs: %s would allow egress to the whole Internet; list only the GPU host, e.g. 192.168.1.50/32 (or set networkPolicy.enabled=false)" .) }}
 {{- end }}
 {{- end }}
-{{- if not (or .Values.networkPolicy.egressCidrs (and (include "tokenplace-relay.headless" .) (include "tokenplace-relay.gpuServiceUsed" .)) .Values.networkPolicy.extraEgress) }}
-{{- fail "networkPolicy.enabled=true but nothing lets the relay reach the GPU host: set networkPolicy.egressCidrs to its IP (e.g. {192.168.1.50/32}), use headless mode (its endpoint IPs are allowed automatically), or set networkPolicy.enabled=false" }}
+{{- if not (or $egressCidrs (and (include "tokenplace-relay.headless" .) (include "tokenplace-relay.gpuServiceUsed" .)) (include "tokenplace-relay.list" .Values.networkPolicy.extraEgress | fromJsonArray)) }}
+{{- $upstreamHost := include "tokenplace-relay.upstreamHost" . }}
+{{- $port := include "tokenplace-relay.upstreamPort" . }}
+{{- if include "tokenplace-relay.gpuServiceUsed" . }}
+{{- fail (printf "networkPolicy.enabled=true but nothing lets the relay reach the GPU host: set networkPolicy.egressCidrs to its address, e.g. --set networkPolicy.egressCidrs={192.168.1.50/32}. The list is empty, and in ExternalName mode the relay connects on port %s to whatever address %s resolves to, which the chart cannot know. Or pin the IP in headless mode (gpuExternalName.headless.enabled=true; its endpoint IPs are allowed by themselves), or set networkPolicy.enabled=false" $port $gpu.host) }}
+{{- else }}
+{{- fail (printf "networkPolicy.enabled=true but nothing lets the relay reach the GPU host: set networkPolicy.egressCidrs to its address, e.g. --set networkPolicy.egressCidrs={192.168.1.50/32}. The list is empty, and upstream.url names %s (port %s), not the GPU Service, so no headless endpoint stands in for it. Or set networkPolicy.enabled=false" $upstreamHost $port) }}
+{{- end }}
 {{- end }}
 {{- end }}
 
 {{- /* relay.trustProxy ------------------------------------------------------------------------- */}}
-{{- range .Values.relay.trustProxy }}
+{{- range include "tokenplace-relay.list" .Values.relay.trustProxy | fromJsonArray }}
 {{- if regexMatch "/0+$" . }}
 {{- fail (printf "relay.trustProxy: %s would trust every client's X-Forwarded-For; list only your proxies, e.g. 10.42.0.0/16 for Traefik on k3s" .) }}
 {{- end }}
@@ -60,15 +70,15 @@ deployment.yaml. Types, formats and unknown keys are refused earlier by values.s
 
 {{- /* Ingress ---------------------------------------------------------------------------------- */}}
 {{- if .Values.ingress.enabled }}
-{{- if not .Values.ingress.hosts }}
+{{- if not $hosts }}
 {{- fail "ingress.enabled=true but ingress.hosts is empty: add a host (e.g. relay.your-domain.org) or set ingress.enabled=false" }}
 {{- end }}
-{{- if not .Values.ingress.tls }}
+{{- if not $tls }}
 {{- fail "ingress.enabled=true without ingress.tls: the relay would be served over plain HTTP. Add ingress.tls (secretName + hosts; cert-manager issues the certificate) or set ingress.enabled=false" }}
 {{- end }}
 {{- $tlsHosts := list }}
-{{- range .Values.ingress.tls }}{{ $tlsHosts = concat $tlsHosts .hosts }}{{ end }}
-{{- range .Values.ingress.hosts }}
+{{- range $tls }}{{ $tlsHosts = concat $tlsHosts .hosts }}{{ end }}
+{{- range $hosts }}
 {{- if not (has .host $tlsHosts) }}
 {{- fail (printf "ingress host %s is not listed in any ingress.tls[].hosts: it would be served without TLS; add it to ingress.tls" .host) }}
 {{- end }}
@@ -101,7 +111,7 @@ deployment.yaml. Types, formats and unknown keys are refused earlier by values.s
 {{- /* Environment and labels ------------------------------------------------------------------- */}}
 {{- $managed := list "RELAY_PORT" "RELAY_WORKERS" "RELAY_LOG_LEVEL" "UPSTREAM_URL" "RELAY_UPSTREAM_TIMEOUT_SECONDS" "RELAY_BODY_LIMIT_BYTES" "RELAY_SHUTDOWN_DELAY_SECONDS" "RELAY_SHUTDOWN_TIMEOUT_SECONDS" "RELAY_TRUST_PROXY" "RELAY_METRICS_TOKEN" }}
 {{- $seen := list }}
-{{- range .Values.extraEnv }}
+{{- range include "tokenplace-relay.list" .Values.extraEnv | fromJsonArray }}
 {{- if has .name $managed }}
 {{- fail (printf "extraEnv sets %s, which the chart sets from its values (see the chart's README): set that value instead" .name) }}
 {{- end }}

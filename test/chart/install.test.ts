@@ -76,3 +76,16 @@ describe('upstream.url follows the GPU Service', { concurrency: true }, () => {
     assert.match(i.notes, /"gpu-server" is rendered but unused/)
   })
 })
+
+describe('ingress with --set', { concurrency: true }, () => {
+  it('--set ingress.hosts[0].host=relay.mydomain.org with a wildcard TLS host: paths and secretName default, installed', async () => {
+    const i = await install(['--set', 'ingress.hosts[0].host=relay.mydomain.org', '--set', 'ingress.tls[0].hosts[0]=*.mydomain.org'])
+    const ing = i.rendered.one('Ingress')
+    assert.deepEqual(ing.spec.rules, [{
+      host: 'relay.mydomain.org',
+      http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'relay-tokenplace-relay', port: { name: 'http' } } } }] }
+    }])
+    assert.deepEqual(ing.spec.tls, [{ secretName: 'relay-tokenplace-relay-tls', hosts: ['*.mydomain.org'] }])
+    assert.match(i.notes, /https:\/\/relay\.mydomain\.org\//)
+  })
+})

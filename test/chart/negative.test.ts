@@ -90,6 +90,9 @@ const CASES: NegativeCase[] = [
   // ingress
   { name: 'ingress enabled without TLS', values: { ingress: { enabled: true, tls: [] } }, expect: [/ingress\.enabled=true without ingress\.tls: the relay would be served over plain HTTP/] },
   { name: 'an ingress host missing from tls', values: { ingress: { hosts: [{ host: 'relay.token.place', paths: [{ path: '/', pathType: 'Prefix' }] }], tls: [{ secretName: 'tls', hosts: ['other.token.place'] }] } }, expect: [/ingress host relay\.token\.place is not listed in any ingress\.tls\[\]\.hosts/] },
+  { name: 'an ingress host two labels below a wildcard', values: { ingress: { hosts: [{ host: 'a.relay.mydomain.org' }], tls: [{ hosts: ['*.mydomain.org'] }] } }, expect: [/ingress host a\.relay\.mydomain\.org is not listed in any ingress\.tls\[\]\.hosts: .*add it or a wildcard one label above it, \*\.relay\.mydomain\.org, e\.g\. --set ingress\.tls\[0\]\.hosts\[0\]=a\.relay\.mydomain\.org \(a wildcard covers exactly one label/] },
+  { name: 'the apex of a wildcard', values: { ingress: { hosts: [{ host: 'mydomain.org' }], tls: [{ hosts: ['*.mydomain.org'] }] } }, expect: [/ingress host mydomain\.org is not listed in any ingress\.tls\[\]\.hosts: it would be served without TLS; add it, e\.g\./] },
+  { name: 'an ingress path without a path', values: { ingress: { hosts: [{ host: 'relay.token.place', paths: [{ pathType: 'Prefix' }] }], tls: [{ hosts: ['relay.token.place'] }] } }, expect: [SCHEMA, at('ingress.hosts.0.paths.0')] },
   { name: 'ingress enabled without hosts', values: { ingress: { hosts: [] } }, expect: [/ingress\.enabled=true but ingress\.hosts is empty/] },
   { name: 'an ingress path type typo', values: { ingress: { hosts: [{ host: 'relay.example.com', paths: [{ path: '/', pathType: 'prefix' }] }] } }, expect: [SCHEMA, at('ingress.hosts.0.paths.0.pathType')] },
 

@@ -461,6 +461,40 @@ describe('ingress', { concurrency: true }, () => {
   })
 })
 
+describe('ingress defaults and wildcard TLS', { concurrency: true }, () => {
+  it('a host without paths gets / (Prefix); a path without pathType gets Prefix', async () => {
+    const r = await render({
+      ingress: {
+        hosts: [{ host: 'relay.token.place' }, { host: 'api.token.place', paths: [{ path: '/v1' }, { path: '/healthz', pathType: 'Exact' }] }],
+        tls: [{ secretName: 'relay-tls', hosts: ['relay.token.place', 'api.token.place'] }]
+      }
+    })
+    assert.deepEqual(r.one('Ingress').spec.rules.map((rule: any) => [rule.host, rule.http.paths.map((p: any) => `${p.pathType}:${p.path}`)]), [
+      ['relay.token.place', ['Prefix:/']],
+      ['api.token.place', ['Prefix:/v1', 'Exact:/healthz']]
+    ])
+  })
+
+  it('a host under a wildcard TLS entry is accepted; a TLS entry without secretName gets <fullname>-tls', async () => {
+    const r = await render({
+      ingress: {
+        hosts: [{ host: 'relay.mydomain.org' }, { host: 'api.mydomain.org' }, { host: 'relay.token.place' }],
+        tls: [{ hosts: ['*.mydomain.org'] }, { hosts: ['relay.token.place'] }]
+      }
+    })
+    assert.deepEqual(r.one('Ingress').spec.tls, [
+      { secretName: `${FULLNAME}-tls`, hosts: ['*.mydomain.org'] },
+      { secretName: `${FULLNAME}-tls-1`, hosts: ['relay.token.place'] }
+    ])
+    assert.deepEqual(r.one('Ingress').spec.rules.map((rule: any) => rule.host), ['relay.mydomain.org', 'api.mydomain.org', 'relay.token.place'])
+  })
+
+  it('a wildcard ingress host is covered by the same wildcard in TLS', async () => {
+    const r = await render({ ingress: { hosts: [{ host: '*.mydomain.org' }], tls: [{ secretName: 'wildcard-tls', hosts: ['*.mydomain.org'] }] } })
+    assert.equal(r.one('Ingress').spec.rules[0].host, '*.mydomain.org')
+  })
+})
+
 describe('networkPolicy', { concurrency: true }, () => {
   it('networkPolicy.enabled=false renders no NetworkPolicy and needs no egressCidrs', async () => {
     const r = await render({ networkPolicy: { enabled: false, egressCidrs: [] } })

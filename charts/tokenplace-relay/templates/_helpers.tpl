@@ -171,6 +171,46 @@ app.kubernetes.io/component: test
 {{- else }}[]{{ end }}
 {{- end }}
 
+{{/* Ingress -------------------------------------------------------------------------------------- */}}
+
+{{/* ingress.hosts as a JSON list of {host, paths}: a host without paths gets `/` (Prefix), a path
+  without pathType gets Prefix, so `--set ingress.hosts[0].host=relay.your-domain.org` is enough
+  (Helm replaces the whole list, dropping the default's paths). */}}
+{{- define "tokenplace-relay.ingressHosts" -}}
+{{- $hosts := list }}
+{{- range include "tokenplace-relay.list" .Values.ingress.hosts | fromJsonArray }}
+{{- $paths := list }}
+{{- range include "tokenplace-relay.list" .paths | fromJsonArray }}
+{{- $paths = append $paths (dict "path" .path "pathType" (default "Prefix" .pathType)) }}
+{{- end }}
+{{- $hosts = append $hosts (dict "host" .host "paths" (default (list (dict "path" "/" "pathType" "Prefix")) $paths)) }}
+{{- end }}
+{{- toJson $hosts }}
+{{- end }}
+
+{{/* ingress.tls as a JSON list of {secretName, hosts}: an entry without secretName gets
+  <fullname>-tls (then -tls-1, -tls-2, ...), so `--set ingress.tls[0].hosts[0]=...` is enough too. */}}
+{{- define "tokenplace-relay.ingressTls" -}}
+{{- $entries := list }}
+{{- $fullname := include "tokenplace-relay.fullname" . }}
+{{- range $i, $entry := include "tokenplace-relay.list" .Values.ingress.tls | fromJsonArray }}
+{{- $fallback := ternary (printf "%s-tls" $fullname) (printf "%s-tls-%d" $fullname $i) (eq $i 0) }}
+{{- $entries = append $entries (dict "secretName" (default $fallback $entry.secretName) "hosts" (include "tokenplace-relay.list" $entry.hosts | fromJsonArray)) }}
+{{- end }}
+{{- toJson $entries }}
+{{- end }}
+
+{{/* Whether a TLS host name covers an ingress host: the same name, or a wildcard `*.domain` for a
+  host one label below it (TLS wildcards match exactly one label: *.mydomain.org covers
+  relay.mydomain.org, not mydomain.org or a.relay.mydomain.org). Called with (list tlsHost host). */}}
+{{- define "tokenplace-relay.tlsCovers" -}}
+{{- $tlsHost := index . 0 }}
+{{- $host := index . 1 }}
+{{- if eq $tlsHost $host }}true
+{{- else if and (hasPrefix "*." $tlsHost) (not (hasPrefix "*." $host)) (contains "." $host) (eq (trimPrefix "*." $tlsHost) (regexReplaceAll "^[^.]+\\." $host "")) }}true
+{{- end }}
+{{- end }}
+
 {{/* Pod selector of the chart's helm test pod (admitted by the NetworkPolicy). */}}
 {{- define "tokenplace-relay.testSelectorLabels" -}}
 app.kubernetes.io/name: {{ include "tokenplace-relay.name" . }}

@@ -8,8 +8,8 @@ deployment.yaml. Types, formats and unknown keys are refused earlier by values.s
 {{- $gpu := .Values.gpuExternalName }}
 {{- $endpoints := include "tokenplace-relay.list" $gpu.headless.endpoints | fromJsonArray }}
 {{- $egressCidrs := include "tokenplace-relay.list" .Values.networkPolicy.egressCidrs | fromJsonArray }}
-{{- $hosts := include "tokenplace-relay.list" .Values.ingress.hosts | fromJsonArray }}
-{{- $tls := include "tokenplace-relay.list" .Values.ingress.tls | fromJsonArray }}
+{{- $hosts := include "tokenplace-relay.ingressHosts" . | fromJsonArray }}
+{{- $tls := include "tokenplace-relay.ingressTls" . | fromJsonArray }}
 
 {{- /* GPU Service ------------------------------------------------------------------------------ */}}
 {{- if $gpu.enabled }}
@@ -79,8 +79,12 @@ deployment.yaml. Types, formats and unknown keys are refused earlier by values.s
 {{- $tlsHosts := list }}
 {{- range $tls }}{{ $tlsHosts = concat $tlsHosts .hosts }}{{ end }}
 {{- range $hosts }}
-{{- if not (has .host $tlsHosts) }}
-{{- fail (printf "ingress host %s is not listed in any ingress.tls[].hosts: it would be served without TLS; add it to ingress.tls" .host) }}
+{{- $host := .host }}
+{{- $covered := false }}
+{{- range $tlsHosts }}{{ if include "tokenplace-relay.tlsCovers" (list . $host) }}{{ $covered = true }}{{ end }}{{ end }}
+{{- if not $covered }}
+{{- $wildcard := ternary "" (printf " or a wildcard one label above it, *.%s" (regexReplaceAll "^[^.]+\\." $host "")) (or (hasPrefix "*." $host) (lt (len (splitList "." $host)) 3)) }}
+{{- fail (printf "ingress host %s is not listed in any ingress.tls[].hosts: it would be served without TLS; add it%s, e.g. --set ingress.tls[0].hosts[0]=%s (a wildcard covers exactly one label: *.example.org covers relay.example.org, not a.relay.example.org)" $host $wildcard $host) }}
 {{- end }}
 {{- end }}
 {{- end }}

@@ -89,3 +89,26 @@ describe('ingress with --set', { concurrency: true }, () => {
     assert.match(i.notes, /https:\/\/relay\.mydomain\.org\//)
   })
 })
+
+describe('the notes of a first install', { concurrency: true }, () => {
+  it('the bare install names the three placeholders; a complete values file leaves no warning at all', async () => {
+    const [bare, complete] = await Promise.all([
+      install([]),
+      install(['--set', 'gpuExternalName.host=gpu-box.lan.token.place', '--set', 'networkPolicy.egressCidrs={192.168.1.50/32}',
+        '--set', 'ingress.hosts[0].host=relay.token.place', '--set', 'ingress.tls[0].hosts[0]=relay.token.place'])
+    ])
+    assert.match(bare.notes, /WARNING: PLACEHOLDER VALUES ARE STILL IN USE/)
+    for (const placeholder of ['gpuExternalName.host=gpu-box.example.com', 'networkPolicy.egressCidrs has 203.0.113.7/32', 'ingress host relay.example.com']) {
+      assert.ok(bare.notes.includes(placeholder), placeholder)
+    }
+    assert.doesNotMatch(complete.notes, /WARNING|CHECK THESE SETTINGS|example\.com|203\.0\.113/)
+  })
+
+  it('a NodePort Service with the ServiceMonitor on and no labels: both warnings, with what to set', async () => {
+    const i = await install(['--set', 'service.type=NodePort', '--set', 'metrics.serviceMonitor.enabled=true'])
+    assert.equal(i.rendered.relayService.spec.type, 'NodePort')
+    assert.match(i.notes, /CHECK THESE SETTINGS/)
+    assert.match(i.notes, /metrics\.serviceMonitor\.labels is empty/)
+    assert.match(i.notes, /service\.type=NodePort, but the NetworkPolicy admits only the ingress controller \(Traefik\), Prometheus and the chart's test pod/)
+  })
+})

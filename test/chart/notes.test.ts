@@ -72,4 +72,62 @@ describe('NOTES.txt', { concurrency: true }, () => {
     assert.match(example, /upstream\.url names gpu\.example\.com, an example name: set it to your GPU server's URL\./)
     assert.doesNotMatch(example, /unused/)
   })
+
+  it('names every placeholder with the --set that replaces it', async () => {
+    const notes = await renderNotes({})
+    assert.ok(notes.includes('gpuExternalName.host=gpu-box.example.com is an example name: set it to your GPU host\'s DNS name, e.g. --set gpuExternalName.host=gpu-box.lan.your-domain.org'))
+    assert.ok(notes.includes('networkPolicy.egressCidrs has 203.0.113.7/32, a documentation range: set your GPU host\'s IP, e.g. 192.168.1.50/32: --set networkPolicy.egressCidrs={192.168.1.50/32}.'))
+    assert.ok(notes.includes('ingress host relay.example.com is an example name: set ingress.hosts and ingress.tls to your domain, e.g. --set ingress.hosts[0].host=relay.your-domain.org --set ingress.tls[0].hosts[0]=relay.your-domain.org.'))
+  })
+
+  it('says nothing of a placeholder once it is replaced, one at a time', async () => {
+    const [host, cidr, ingress] = await Promise.all([
+      renderNotes({}, ['--set', 'gpuExternalName.host=gpu-box.lan.token.place']),
+      renderNotes({}, ['--set', 'networkPolicy.egressCidrs={192.168.1.50/32}']),
+      renderNotes({}, ['--set', 'ingress.hosts[0].host=relay.token.place', '--set', 'ingress.tls[0].hosts[0]=relay.token.place'])
+    ])
+    const mentions = (notes: string): string[] => ['gpu-box.example.com', '203.0.113.7', 'relay.example.com'].filter((p) => notes.includes(p))
+    assert.deepEqual(mentions(host), ['203.0.113.7', 'relay.example.com'])
+    assert.deepEqual(mentions(cidr), ['gpu-box.example.com', 'relay.example.com'])
+    assert.deepEqual(mentions(ingress), ['gpu-box.example.com', '203.0.113.7'])
+  })
+
+  it('flags an example name left in ingress.tls, which would fail the whole certificate', async () => {
+    const notes = await renderNotes({ ...REAL_VALUES, ingress: { hosts: [{ host: 'relay.token.place' }], tls: [{ hosts: ['relay.token.place', 'relay.example.com'] }] } })
+    assert.match(notes, WARNING)
+    assert.match(notes, /ingress\.tls lists relay\.example\.com, an example name: cert-manager can't get a certificate for it, which fails the whole entry/)
+  })
+
+  const CHECK = /CHECK THESE SETTINGS/
+  it('warns when the ServiceMonitor has no labels for kube-prometheus-stack to select it by, not once it has', async () => {
+    const [bare, labelled] = await Promise.all([
+      renderNotes({ ...REAL_VALUES, metrics: { serviceMonitor: { enabled: true } } }),
+      renderNotes({ ...REAL_VALUES, metrics: { serviceMonitor: { enabled: true, labels: { release: 'kube-prometheus-stack' } } } })
+    ])
+    assert.match(bare, CHECK)
+    assert.match(bare, /metrics\.serviceMonitor\.labels is empty: kube-prometheus-stack's Prometheus only selects ServiceMonitors labelled with its release .* --set metrics\.serviceMonitor\.labels\.release=kube-prometheus-stack\./)
+    assert.doesNotMatch(labelled, CHECK)
+  })
+
+  it('warns when a NodePort or LoadBalancer Service sits behind a NetworkPolicy that admits only Traefik, Prometheus and the test pod', async () => {
+    const [nodePort, loadBalancer, clusterIp, noPolicy, admitted] = await Promise.all([
+      renderNotes({ ...REAL_VALUES, service: { type: 'NodePort' } }),
+      renderNotes({ ...REAL_VALUES, service: { type: 'LoadBalancer' }, metrics: { serviceMonitor: { enabled: true, labels: { release: 'kps' } } } }),
+      renderNotes(REAL_VALUES),
+      renderNotes({ ...REAL_VALUES, service: { type: 'NodePort' }, networkPolicy: { enabled: false } }),
+      renderNotes({ ...REAL_VALUES, service: { type: 'NodePort' }, networkPolicy: { egressCidrs: ['192.168.1.50/32'], extraIngress: [{ from: [{ ipBlock: { cidr: '192.168.1.0/24' } }] }] } })
+    ])
+    assert.match(nodePort, /service\.type=NodePort, but the NetworkPolicy admits only the ingress controller \(Traefik\) and the chart's test pod: connections through the node port are dropped\. Admit their sources with networkPolicy\.extraIngress/)
+    assert.match(loadBalancer, /service\.type=LoadBalancer, but the NetworkPolicy admits only the ingress controller \(Traefik\), Prometheus and the chart's test pod: connections through the load balancer are dropped/)
+    for (const notes of [clusterIp, noPolicy, admitted]) assert.doesNotMatch(notes, CHECK)
+  })
+
+  it('warns when an emptied peer list leaves the ingress controller, Prometheus or DNS out', async () => {
+    const notes = await renderNotes({ ...REAL_VALUES, metrics: { serviceMonitor: { enabled: true, labels: { release: 'kps' } } } }, [
+      '--set', 'networkPolicy.traefikPeers={}', '--set', 'networkPolicy.prometheusPeers=null', '--set', 'networkPolicy.dnsPeers={}'
+    ])
+    assert.match(notes, /networkPolicy\.traefikPeers is empty, so the NetworkPolicy admits no ingress controller/)
+    assert.match(notes, /networkPolicy\.prometheusPeers is empty, so the NetworkPolicy admits no Prometheus/)
+    assert.match(notes, /networkPolicy\.dnsPeers is empty, so the NetworkPolicy allows no DNS and the relay can't resolve gpu-server/)
+  })
 })

@@ -218,49 +218,88 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: test
 {{- end }}
 
-{{/* Placeholders still in use, as a list of lines for NOTES.txt. */}}
+{{/* Placeholders still in use, as a JSON list of lines for NOTES.txt: each names the value and what
+  to set instead. A placeholder that no longer matters (the GPU host while upstream.url bypasses the
+  GPU Service) is not listed. */}}
 {{- define "tokenplace-relay.placeholders" -}}
 {{- $doc := list "192.0.2." "198.51.100." "203.0.113." }}
 {{- $lines := list }}
 {{- $exampleHost := "(^|\\.)example\\.(com|net|org)$|\\.(example|invalid|test)$" }}
-{{- if and (include "tokenplace-relay.gpuServiceUsed" .) (not .Values.gpuExternalName.headless.enabled) (regexMatch $exampleHost .Values.gpuExternalName.host) }}
-{{- $lines = append $lines (printf "gpuExternalName.host=%s is an example name: set it to your GPU host's DNS name." .Values.gpuExternalName.host) }}
+{{- $gpuUsed := include "tokenplace-relay.gpuServiceUsed" . }}
+{{- if and $gpuUsed (not .Values.gpuExternalName.headless.enabled) (regexMatch $exampleHost .Values.gpuExternalName.host) }}
+{{- $lines = append $lines (printf "gpuExternalName.host=%s is an example name: set it to your GPU host's DNS name, e.g. --set gpuExternalName.host=gpu-box.lan.your-domain.org (or pin its IP: --set gpuExternalName.headless.enabled=true --set gpuExternalName.headless.endpoints={192.168.1.50})." .Values.gpuExternalName.host) }}
 {{- end }}
-{{- if and (include "tokenplace-relay.headless" .) (include "tokenplace-relay.gpuServiceUsed" .) }}
-{{- range include "tokenplace-relay.headlessEndpoints" . | fromJsonArray }}
-{{- $ip := . }}
-{{- range $doc }}{{ if hasPrefix . $ip }}
-{{- $lines = append $lines (printf "gpuExternalName.headless.endpoints has %s, a documentation address: set your GPU host's IP." $ip) }}
-{{- end }}{{ end }}
-{{- end }}
-{{- end }}
-{{- if not (include "tokenplace-relay.gpuServiceUsed" .) }}
+{{- if not $gpuUsed }}
 {{- $upstreamHost := include "tokenplace-relay.upstreamHost" . }}
 {{- if regexMatch $exampleHost $upstreamHost }}
 {{- $lines = append $lines (printf "upstream.url names %s, an example name: set it to your GPU server's URL." $upstreamHost) }}
 {{- end }}
 {{- end }}
+{{- if and (include "tokenplace-relay.headless" .) $gpuUsed }}
+{{- range include "tokenplace-relay.headlessEndpoints" . | fromJsonArray }}
+{{- $ip := . }}
+{{- range $doc }}{{ if hasPrefix . $ip }}
+{{- $lines = append $lines (printf "gpuExternalName.headless.endpoints has %s, a documentation address: set your GPU host's IP, e.g. --set gpuExternalName.headless.endpoints={192.168.1.50}." $ip) }}
+{{- end }}{{ end }}
+{{- end }}
+{{- end }}
 {{- if .Values.networkPolicy.enabled }}
-{{- range (include "tokenplace-relay.list" .Values.networkPolicy.egressCidrs | fromJsonArray) }}
+{{- range include "tokenplace-relay.list" .Values.networkPolicy.egressCidrs | fromJsonArray }}
 {{- $cidr := . }}
 {{- range $doc }}{{ if hasPrefix . $cidr }}
-{{- if and (include "tokenplace-relay.headless" $) (include "tokenplace-relay.gpuServiceUsed" $) }}
-{{- $lines = append $lines (printf "networkPolicy.egressCidrs has %s, a documentation range (headless mode already allows the endpoint IPs: remove it)." $cidr) }}
+{{- if and (include "tokenplace-relay.headless" $) $gpuUsed }}
+{{- $lines = append $lines (printf "networkPolicy.egressCidrs has %s, a documentation range (headless mode already allows the endpoint IPs: remove it with --set networkPolicy.egressCidrs={})." $cidr) }}
 {{- else }}
-{{- $lines = append $lines (printf "networkPolicy.egressCidrs has %s, a documentation range: set your GPU host's IP, e.g. 192.168.1.50/32." $cidr) }}
+{{- $lines = append $lines (printf "networkPolicy.egressCidrs has %s, a documentation range: set your GPU host's IP, e.g. 192.168.1.50/32: --set networkPolicy.egressCidrs={192.168.1.50/32}." $cidr) }}
 {{- end }}
 {{- end }}{{ end }}
 {{- end }}
 {{- end }}
 {{- if .Values.ingress.enabled }}
-{{- range (include "tokenplace-relay.list" .Values.ingress.hosts | fromJsonArray) }}
+{{- $hostNames := list }}
+{{- range include "tokenplace-relay.ingressHosts" . | fromJsonArray }}
+{{- $hostNames = append $hostNames .host }}
 {{- if regexMatch $exampleHost .host }}
-{{- $lines = append $lines (printf "ingress host %s is an example name: set ingress.hosts and ingress.tls to your domain." .host) }}
+{{- $lines = append $lines (printf "ingress host %s is an example name: set ingress.hosts and ingress.tls to your domain, e.g. --set ingress.hosts[0].host=relay.your-domain.org --set ingress.tls[0].hosts[0]=relay.your-domain.org." .host) }}
+{{- end }}
+{{- end }}
+{{- range include "tokenplace-relay.ingressTls" . | fromJsonArray }}
+{{- range .hosts }}
+{{- if and (regexMatch $exampleHost .) (not (has . $hostNames)) }}
+{{- $lines = append $lines (printf "ingress.tls lists %s, an example name: cert-manager can't get a certificate for it, which fails the whole entry; list only your own hosts in ingress.tls." .) }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}
 {{- if contains "your-org" .Values.image.repository }}
 {{- $lines = append $lines (printf "image.repository=%s still names the example organisation." .Values.image.repository) }}
+{{- end }}
+{{- toJson $lines }}
+{{- end }}
+
+{{/* Settings that install but probably do not do what the operator wants, as a JSON list of lines
+  for NOTES.txt, each saying what to set. */}}
+{{- define "tokenplace-relay.warnings" -}}
+{{- $lines := list }}
+{{- $np := .Values.networkPolicy }}
+{{- $sm := .Values.metrics.serviceMonitor }}
+{{- if and $sm.enabled (not $sm.labels) }}
+{{- $lines = append $lines "metrics.serviceMonitor.labels is empty: kube-prometheus-stack's Prometheus only selects ServiceMonitors labelled with its release (release: <its Helm release name>, unless its serviceMonitorSelector says otherwise), so it will ignore this one. Set e.g. --set metrics.serviceMonitor.labels.release=kube-prometheus-stack." }}
+{{- end }}
+{{- if $np.enabled }}
+{{- $admitted := ternary "the ingress controller (Traefik), Prometheus and the chart's test pod" "the ingress controller (Traefik) and the chart's test pod" (and $sm.enabled true) }}
+{{- if and (ne .Values.service.type "ClusterIP") (not (include "tokenplace-relay.list" $np.extraIngress | fromJsonArray)) }}
+{{- $lines = append $lines (printf "service.type=%s, but the NetworkPolicy admits only %s: connections through the %s are dropped. Admit their sources with networkPolicy.extraIngress (e.g. [{from: [{ipBlock: {cidr: 192.168.1.0/24}}]}]), or keep service.type=ClusterIP and go through the Ingress." .Values.service.type $admitted (ternary "node port" "load balancer" (eq .Values.service.type "NodePort"))) }}
+{{- end }}
+{{- if and .Values.ingress.enabled (not (include "tokenplace-relay.list" $np.traefikPeers | fromJsonArray)) }}
+{{- $lines = append $lines "networkPolicy.traefikPeers is empty, so the NetworkPolicy admits no ingress controller and every request through the Ingress times out: set it to your controller's pods (k3s: app.kubernetes.io/name=traefik in kube-system)." }}
+{{- end }}
+{{- if and $sm.enabled (not (include "tokenplace-relay.list" $np.prometheusPeers | fromJsonArray)) }}
+{{- $lines = append $lines "networkPolicy.prometheusPeers is empty, so the NetworkPolicy admits no Prometheus and the ServiceMonitor's target stays down: set it to your Prometheus pods." }}
+{{- end }}
+{{- if and $np.allowDns (not (include "tokenplace-relay.list" $np.dnsPeers | fromJsonArray)) (not (regexMatch "^[0-9.]+$|:" (include "tokenplace-relay.upstreamHost" .))) }}
+{{- $lines = append $lines (printf "networkPolicy.dnsPeers is empty, so the NetworkPolicy allows no DNS and the relay can't resolve %s (readiness stays 503): set it to your cluster DNS pods (k3s: k8s-app=kube-dns in kube-system)." (include "tokenplace-relay.upstreamHost" .)) }}
+{{- end }}
 {{- end }}
 {{- toJson $lines }}
 {{- end }}

@@ -77,7 +77,7 @@ describe('values.schema.json', () => {
   /** Objects whose shape belongs to Kubernetes (validated after rendering), not to the chart. */
   const PASS_THROUGH = new Set([
     'podSecurityContext', 'securityContext', 'affinity', 'autoscaling.behavior', 'topologySpreadConstraints[]', 'tolerations[]',
-    'networkPolicy.extraIngress[]', 'networkPolicy.extraEgress[]', 'extraEnv[].valueFrom', 'global'
+    'networkPolicy.extraIngress[]', 'networkPolicy.extraEgress[]', 'extraEnv[].valueFrom', 'extraVolumes[]', 'extraVolumeMounts[]', 'global'
   ])
 
   it('refuses unknown keys in every object the chart defines', () => {

@@ -46,6 +46,17 @@ const CASES: NegativeCase[] = [
   { name: 'upstream.url with a query', values: { upstream: { url: 'http://gpu-server:5010/?a=1' } }, expect: [SCHEMA, at('upstream.url')] },
   { name: 'upstream.url with another scheme', values: { upstream: { url: 'ftp://gpu-server:5010' } }, expect: [SCHEMA, at('upstream.url')] },
 
+  // upstream.ca, extra volumes
+  { name: 'upstream.ca from a ConfigMap and a Secret at once', values: { upstream: { ca: { existingConfigMap: 'a', existingSecret: 'b' } } }, expect: [/upstream\.ca\.existingConfigMap=a and upstream\.ca\.existingSecret=b are both set: the CA comes from one of them, so set only one/] },
+  { name: 'upstream.ca.key with a slash', values: { upstream: { ca: { existingSecret: 'b', key: 'certs/ca.crt' } } }, expect: [SCHEMA, at('upstream.ca.key')] },
+  { name: 'extraEnv setting NODE_EXTRA_CA_CERTS next to upstream.ca', values: { upstream: { ca: { existingSecret: 'b' } }, extraEnv: [{ name: 'NODE_EXTRA_CA_CERTS', value: '/x.pem' }] }, expect: [/extraEnv sets NODE_EXTRA_CA_CERTS, which the chart sets from its values .*\(upstream\.ca mounts the CA and sets it\)/] },
+  { name: 'an extra volume named like the chart\'s /tmp', values: { extraVolumes: [{ name: 'tmp', emptyDir: {} }] }, expect: [/extraVolumes has a volume named tmp, which the chart uses itself: give it another name/] },
+  { name: 'two extra volumes with one name', values: { extraVolumes: [{ name: 'a', emptyDir: {} }, { name: 'a', emptyDir: {} }] }, expect: [/extraVolumes has a volume named a, which another extraVolumes entry already uses/] },
+  { name: 'an extra volume without a name', values: { extraVolumes: [{ emptyDir: {} }] }, expect: [SCHEMA, at('extraVolumes.0')] },
+  { name: 'an extra mount of no volume', values: { extraVolumeMounts: [{ name: 'certs', mountPath: '/etc/certs' }] }, expect: [/extraVolumeMounts mounts certs, but no volume has that name: add it to extraVolumes \(volumes now: tmp\)/] },
+  { name: 'an extra mount over /tmp', values: { extraVolumes: [{ name: 'a', emptyDir: {} }], extraVolumeMounts: [{ name: 'a', mountPath: '/tmp/' }] }, expect: [/extraVolumeMounts mounts a at \/tmp\/, where another volume is already mounted/] },
+  { name: 'an extra mount with a relative path', values: { extraVolumes: [{ name: 'a', emptyDir: {} }], extraVolumeMounts: [{ name: 'a', mountPath: 'certs' }] }, expect: [SCHEMA, at('extraVolumeMounts.0')] },
+
   // NetworkPolicy
   { name: 'egressCidrs containing 0.0.0.0/0', values: { networkPolicy: { egressCidrs: ['192.168.1.50/32', '0.0.0.0/0'] } }, expect: [/networkPolicy\.egressCidrs: 0\.0\.0\.0\/0 would allow egress to the whole Internet/] },
   { name: 'egressCidrs containing ::/0', values: { networkPolicy: { egressCidrs: ['::/0'] } }, expect: [/networkPolicy\.egressCidrs: ::\/0 would allow egress to the whole Internet/] },

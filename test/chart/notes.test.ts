@@ -130,4 +130,13 @@ describe('NOTES.txt', { concurrency: true }, () => {
     assert.match(notes, /networkPolicy\.prometheusPeers is empty, so the NetworkPolicy admits no Prometheus/)
     assert.match(notes, /networkPolicy\.dnsPeers is empty, so the NetworkPolicy allows no DNS and the relay can't resolve gpu-server/)
   })
+
+  it('warns that upstream.ca goes unused while the relay dials plain http', async () => {
+    const [http, https] = await Promise.all([
+      renderNotes({ ...REAL_VALUES, upstream: { ca: { existingConfigMap: 'gpu-ca' } } }),
+      renderNotes({ ...REAL_VALUES, upstream: { url: 'https://gpu-server:5010', ca: { existingConfigMap: 'gpu-ca' } } })
+    ])
+    assert.match(http, /upstream\.ca is set, but the relay dials http:\/\/gpu-server:5010 over plain http, so the CA is never used/)
+    assert.doesNotMatch(https, /CHECK THESE SETTINGS/)
+  })
 })

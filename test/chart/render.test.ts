@@ -431,6 +431,55 @@ describe('GPU Service modes', { concurrency: true }, () => {
   })
 })
 
+describe('upstream.ca and extra volumes', { concurrency: true }, () => {
+  const caPath = (r: Rendered): string => {
+    const mount = r.container.volumeMounts.find((m: { name: string }) => m.name === 'upstream-ca')
+    const volume = r.podSpec.volumes.find((v: { name: string }) => v.name === 'upstream-ca')
+    const items = (volume.configMap ?? volume.secret).items
+    assert.equal(items.length, 1)
+    return `${mount.mountPath as string}/${items[0].path as string}`
+  }
+
+  it('upstream.ca.existingConfigMap: mounted read-only, NODE_EXTRA_CA_CERTS names the file', async () => {
+    const r = await render({ upstream: { url: 'https://gpu-box.token.place:8443', ca: { existingConfigMap: 'gpu-ca' } } })
+    assert.deepEqual(r.podSpec.volumes.find((v: { name: string }) => v.name === 'upstream-ca'), {
+      name: 'upstream-ca', configMap: { name: 'gpu-ca', items: [{ key: 'ca.crt', path: 'ca.crt' }] }
+    })
+    assert.deepEqual(r.container.volumeMounts, [
+      { name: 'tmp', mountPath: '/tmp' },
+      { name: 'upstream-ca', mountPath: '/etc/tokenplace-relay/upstream-ca', readOnly: true }
+    ])
+    assert.equal(r.env.NODE_EXTRA_CA_CERTS, '/etc/tokenplace-relay/upstream-ca/ca.crt')
+    assert.equal(r.env.NODE_EXTRA_CA_CERTS, caPath(r))
+  })
+
+  it('upstream.ca.existingSecret with upstream.ca.key: the Secret\'s key is the file', async () => {
+    const r = await render({ upstream: { url: 'https://gpu-box.token.place:8443', ca: { existingSecret: 'gpu-ca-secret', key: 'root.pem' } } })
+    assert.deepEqual(r.podSpec.volumes.find((v: { name: string }) => v.name === 'upstream-ca'), {
+      name: 'upstream-ca', secret: { secretName: 'gpu-ca-secret', items: [{ key: 'root.pem', path: 'root.pem' }] }
+    })
+    assert.equal(r.env.NODE_EXTRA_CA_CERTS, '/etc/tokenplace-relay/upstream-ca/root.pem')
+    assert.equal(r.env.NODE_EXTRA_CA_CERTS, caPath(r))
+  })
+
+  it('no CA: no volume, no NODE_EXTRA_CA_CERTS', async () => {
+    const r = await render({ upstream: { ca: { key: 'root.pem' } } })
+    assert.equal(r.env.NODE_EXTRA_CA_CERTS, undefined)
+    assert.deepEqual(r.podSpec.volumes.map((v: { name: string }) => v.name), ['tmp'])
+  })
+
+  it('extraVolumes and extraVolumeMounts are added after the chart\'s own', async () => {
+    const r = await render({
+      upstream: { url: 'https://gpu-box.token.place:8443', ca: { existingConfigMap: 'gpu-ca' } },
+      extraVolumes: [{ name: 'client-cert', secret: { secretName: 'gpu-client-cert' } }, { name: 'cache', emptyDir: { sizeLimit: '16Mi' } }],
+      extraVolumeMounts: [{ name: 'client-cert', mountPath: '/etc/client-cert', readOnly: true }, { name: 'cache', mountPath: '/var/cache/relay' }]
+    })
+    assert.deepEqual(r.podSpec.volumes.map((v: { name: string }) => v.name), ['tmp', 'upstream-ca', 'client-cert', 'cache'])
+    assert.deepEqual(r.podSpec.volumes.slice(2), [{ name: 'client-cert', secret: { secretName: 'gpu-client-cert' } }, { name: 'cache', emptyDir: { sizeLimit: '16Mi' } }])
+    assert.deepEqual(r.container.volumeMounts.slice(2), [{ name: 'client-cert', mountPath: '/etc/client-cert', readOnly: true }, { name: 'cache', mountPath: '/var/cache/relay' }])
+  })
+})
+
 describe('ingress', { concurrency: true }, () => {
   it('ingress.enabled=false renders no Ingress and needs no TLS', async () => {
     const r = await render({ ingress: { enabled: false, tls: [] } })

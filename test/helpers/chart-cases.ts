@@ -56,6 +56,16 @@ export const MATRIX: ChartCase[] = [
     values: { gpuExternalName: { enabled: false }, upstream: { url: 'https://gpu-box.token.place:8443/v1' } }
   },
   {
+    name: 'https upstream with a private CA and extra volumes',
+    values: {
+      ...REAL_VALUES,
+      upstream: { url: 'https://gpu-box.lan.token.place:8443', ca: { existingConfigMap: 'gpu-ca' } },
+      gpuExternalName: { enabled: false },
+      extraVolumes: [{ name: 'client-cert', secret: { secretName: 'gpu-client-cert' } }],
+      extraVolumeMounts: [{ name: 'client-cert', mountPath: '/etc/client-cert', readOnly: true }]
+    }
+  },
+  {
     name: 'everything on',
     values: {
       ...REAL_VALUES,

@@ -146,6 +146,15 @@ app.kubernetes.io/component: test
 {{- if $port }}{{ $port }}{{ else if eq $u.scheme "https" }}443{{ else }}80{{ end }}
 {{- end }}
 
+{{/* Where the upstream CA (upstream.ca) is mounted, and the file NODE_EXTRA_CA_CERTS names; "" when
+  no CA is set. */}}
+{{- define "tokenplace-relay.upstreamCaDir" -}}/etc/tokenplace-relay/upstream-ca{{- end }}
+{{- define "tokenplace-relay.upstreamCaFile" -}}
+{{- if or .Values.upstream.ca.existingConfigMap .Values.upstream.ca.existingSecret }}
+{{- printf "%s/%s" (include "tokenplace-relay.upstreamCaDir" .) .Values.upstream.ca.key }}
+{{- end }}
+{{- end }}
+
 {{/* Whether the relay reaches the GPU host through the GPU Service this chart renders: "true" or "".
   True when the upstream host is the Service's name, short or qualified (gpu-server, gpu-server.<ns>,
   gpu-server.<ns>.svc, gpu-server.<ns>.svc.<cluster domain>). An upstream.url on another host leaves
@@ -285,6 +294,9 @@ app.kubernetes.io/component: test
 {{- $sm := .Values.metrics.serviceMonitor }}
 {{- if and $sm.enabled (not $sm.labels) }}
 {{- $lines = append $lines "metrics.serviceMonitor.labels is empty: kube-prometheus-stack's Prometheus only selects ServiceMonitors labelled with its release (release: <its Helm release name>, unless its serviceMonitorSelector says otherwise), so it will ignore this one. Set e.g. --set metrics.serviceMonitor.labels.release=kube-prometheus-stack." }}
+{{- end }}
+{{- if and (include "tokenplace-relay.upstreamCaFile" .) (not (hasPrefix "https://" (include "tokenplace-relay.upstreamUrl" .))) }}
+{{- $lines = append $lines (printf "upstream.ca is set, but the relay dials %s over plain http, so the CA is never used: point upstream.url at the GPU server's https:// URL, or drop upstream.ca." (include "tokenplace-relay.upstreamUrl" .)) }}
 {{- end }}
 {{- if $np.enabled }}
 {{- $admitted := ternary "the ingress controller (Traefik), Prometheus and the chart's test pod" "the ingress controller (Traefik) and the chart's test pod" (and $sm.enabled true) }}

@@ -112,12 +112,39 @@ deployment.yaml. Types, formats and unknown keys are refused earlier by values.s
 {{- end }}
 {{- end }}
 
+{{- /* upstream.ca and extra volumes ------------------------------------------------------------ */}}
+{{- $ca := .Values.upstream.ca }}
+{{- if and $ca.existingConfigMap $ca.existingSecret }}
+{{- fail (printf "upstream.ca.existingConfigMap=%s and upstream.ca.existingSecret=%s are both set: the CA comes from one of them, so set only one" $ca.existingConfigMap $ca.existingSecret) }}
+{{- end }}
+{{- $volumes := list "tmp" }}
+{{- if include "tokenplace-relay.upstreamCaFile" . }}{{ $volumes = append $volumes "upstream-ca" }}{{ end }}
+{{- range include "tokenplace-relay.list" .Values.extraVolumes | fromJsonArray }}
+{{- if has .name $volumes }}
+{{- fail (printf "extraVolumes has a volume named %s, which %s: give it another name" .name (ternary "another extraVolumes entry already uses" "the chart uses itself" (not (has .name (list "tmp" "upstream-ca"))))) }}
+{{- end }}
+{{- $volumes = append $volumes .name }}
+{{- end }}
+{{- $mountPaths := list "/tmp" }}
+{{- if include "tokenplace-relay.upstreamCaFile" . }}{{ $mountPaths = append $mountPaths (include "tokenplace-relay.upstreamCaDir" .) }}{{ end }}
+{{- range include "tokenplace-relay.list" .Values.extraVolumeMounts | fromJsonArray }}
+{{- if not (has .name $volumes) }}
+{{- fail (printf "extraVolumeMounts mounts %s, but no volume has that name: add it to extraVolumes (volumes now: %s)" .name (join ", " $volumes)) }}
+{{- end }}
+{{- $path := trimSuffix "/" .mountPath }}
+{{- if has $path $mountPaths }}
+{{- fail (printf "extraVolumeMounts mounts %s at %s, where another volume is already mounted: choose another mountPath" .name .mountPath) }}
+{{- end }}
+{{- $mountPaths = append $mountPaths $path }}
+{{- end }}
+
 {{- /* Environment and labels ------------------------------------------------------------------- */}}
 {{- $managed := list "RELAY_PORT" "RELAY_WORKERS" "RELAY_LOG_LEVEL" "UPSTREAM_URL" "RELAY_UPSTREAM_TIMEOUT_SECONDS" "RELAY_BODY_LIMIT_BYTES" "RELAY_SHUTDOWN_DELAY_SECONDS" "RELAY_SHUTDOWN_TIMEOUT_SECONDS" "RELAY_TRUST_PROXY" "RELAY_METRICS_TOKEN" }}
+{{- if include "tokenplace-relay.upstreamCaFile" . }}{{ $managed = append $managed "NODE_EXTRA_CA_CERTS" }}{{ end }}
 {{- $seen := list }}
 {{- range include "tokenplace-relay.list" .Values.extraEnv | fromJsonArray }}
 {{- if has .name $managed }}
-{{- fail (printf "extraEnv sets %s, which the chart sets from its values (see the chart's README): set that value instead" .name) }}
+{{- fail (printf "extraEnv sets %s, which the chart sets from its values (see the chart's README): set that value instead%s" .name (ternary " (upstream.ca mounts the CA and sets it)" "" (eq .name "NODE_EXTRA_CA_CERTS"))) }}
 {{- end }}
 {{- if has .name $seen }}
 {{- fail (printf "extraEnv sets %s twice" .name) }}

@@ -77,7 +77,8 @@ describe('values.schema.json', () => {
   /** Objects whose shape belongs to Kubernetes (validated after rendering), not to the chart. */
   const PASS_THROUGH = new Set([
     'podSecurityContext', 'securityContext', 'affinity', 'autoscaling.behavior', 'topologySpreadConstraints[]', 'tolerations[]',
-    'networkPolicy.extraIngress[]', 'networkPolicy.extraEgress[]', 'extraEnv[].valueFrom', 'extraVolumes[]', 'extraVolumeMounts[]', 'global'
+    'networkPolicy.extraIngress[]', 'networkPolicy.extraEgress[]', 'extraEnv[].valueFrom', 'extraVolumes[]', 'extraVolumeMounts[]',
+    'metrics.serviceMonitor.relabelings[]', 'metrics.serviceMonitor.metricRelabelings[]', 'global'
   ])
 
   it('refuses unknown keys in every object the chart defines', () => {

@@ -120,6 +120,10 @@ const CASES: NegativeCase[] = [
   { name: 'a PDB with neither bound', values: { replicaCount: 2, podDisruptionBudget: { maxUnavailable: null } }, expect: [/podDisruptionBudget\.enabled=true needs podDisruptionBudget\.maxUnavailable or podDisruptionBudget\.minAvailable/] },
   { name: 'a PDB percentage above 100%', values: { podDisruptionBudget: { maxUnavailable: '150%' } }, expect: [SCHEMA, at('podDisruptionBudget.maxUnavailable')] },
   { name: 'a scrape timeout longer than the interval', values: { metrics: { serviceMonitor: { enabled: true, interval: '30s', scrapeTimeout: '1m' } } }, expect: [/metrics\.serviceMonitor\.scrapeTimeout=1m is longer than metrics\.serviceMonitor\.interval=30s/] },
+  { name: 'a ServiceMonitor namespace that is not a DNS label', values: { metrics: { serviceMonitor: { namespace: 'Monitoring' } } }, expect: [SCHEMA, at('metrics.serviceMonitor.namespace')] },
+  { name: 'a jobLabel that is no label key', values: { metrics: { serviceMonitor: { jobLabel: 'app name' } } }, expect: [SCHEMA, at('metrics.serviceMonitor.jobLabel')] },
+  { name: 'honorLabels as a string', values: { metrics: { serviceMonitor: { honorLabels: 'yes' } } }, expect: [SCHEMA, at('metrics.serviceMonitor.honorLabels')] },
+  { name: 'relabelings as a map', values: { metrics: { serviceMonitor: { relabelings: { targetLabel: 'x' } } } }, expect: [SCHEMA, at('metrics.serviceMonitor.relabelings')] },
   { name: 'a scrape interval without a unit', values: { metrics: { serviceMonitor: { interval: '30' } } }, expect: [SCHEMA, at('metrics.serviceMonitor.interval')] },
   { name: 'a resource quantity typo', values: { resources: { limits: { memory: '512 MB' } } }, expect: [SCHEMA, at('resources.limits.memory')] },
   { name: 'a probe field the chart does not own', values: { readinessProbe: { httpGet: { path: '/' } } }, expect: [SCHEMA, /httpGet/] }

@@ -139,4 +139,23 @@ describe('NOTES.txt', { concurrency: true }, () => {
     assert.match(http, /upstream\.ca is set, but the relay dials http:\/\/gpu-server:5010 over plain http, so the CA is never used/)
     assert.doesNotMatch(https, /CHECK THESE SETTINGS/)
   })
+
+  it('a ServiceMonitor in another namespace: the notes say where, and that the token Secret must exist there too', async () => {
+    const [token, noToken] = await Promise.all([
+      renderNotes({ ...REAL_VALUES, relay: { metricsToken: { existingSecret: 'relay-metrics' } }, metrics: { serviceMonitor: { enabled: true, labels: { release: 'kps' }, namespace: 'monitoring' } } }),
+      renderNotes({ ...REAL_VALUES, metrics: { serviceMonitor: { enabled: true, labels: { release: 'kps' }, namespace: 'monitoring' } } })
+    ])
+    assert.match(token, /ServiceMonitor "relay-tokenplace-relay" \(in namespace "monitoring"\) scrapes \/metrics every 30s with the bearer token/)
+    assert.match(token, /Prometheus reads that Secret from the ServiceMonitor's namespace, so it must exist in "monitoring" too:\n\s+kubectl -n monitoring get secret relay-metrics/)
+    assert.doesNotMatch(noToken, /must exist in/)
+  })
+
+  it('warns when metrics.serviceMonitor.jobLabel names no label of the relay\'s Service', async () => {
+    const [wrong, right] = await Promise.all([
+      renderNotes({ ...REAL_VALUES, metrics: { serviceMonitor: { enabled: true, labels: { release: 'kps' }, jobLabel: 'app' } } }),
+      renderNotes({ ...REAL_VALUES, metrics: { serviceMonitor: { enabled: true, labels: { release: 'kps' }, jobLabel: 'app.kubernetes.io/name' } } })
+    ])
+    assert.match(wrong, /metrics\.serviceMonitor\.jobLabel=app is not a label of the relay's Service, so Prometheus names the job after the Service instead; use one it has: app\.kubernetes\.io\/component, /)
+    assert.doesNotMatch(right, /CHECK THESE SETTINGS/)
+  })
 })

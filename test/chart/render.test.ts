@@ -601,6 +601,31 @@ describe('metrics.serviceMonitor', { concurrency: true }, () => {
     assert.deepEqual(r.env.RELAY_METRICS_TOKEN, 'secret:relay-metrics/bearer')
   })
 
+  it('relabelings, metricRelabelings, jobLabel, honorLabels land in the ServiceMonitor; namespace moves only the object', async () => {
+    const relabelings = [{ targetLabel: 'cluster', replacement: 'pi-cluster' }]
+    const metricRelabelings = [{ sourceLabels: ['__name__'], regex: 'nodejs_.*', action: 'drop' }]
+    const r = await render({
+      metrics: { serviceMonitor: { enabled: true, namespace: 'monitoring', jobLabel: 'app.kubernetes.io/name', honorLabels: true, relabelings, metricRelabelings } }
+    })
+    const sm = r.one('ServiceMonitor')
+    assert.equal(sm.metadata.namespace, 'monitoring')
+    assert.deepEqual(sm.spec.namespaceSelector, { matchNames: [NAMESPACE] }, 'it still selects the release\'s namespace')
+    assert.ok(selects(sm.spec.selector.matchLabels, r.relayService.metadata.labels))
+    assert.equal(sm.spec.jobLabel, 'app.kubernetes.io/name')
+    assert.ok(sm.spec.jobLabel in (r.relayService.metadata.labels ?? {}), 'the job label is one the Service carries')
+    const [endpoint] = sm.spec.endpoints
+    assert.equal(endpoint.honorLabels, true)
+    assert.deepEqual(endpoint.relabelings, relabelings)
+    assert.deepEqual(endpoint.metricRelabelings, metricRelabelings)
+  })
+
+  it('the ServiceMonitor options left at their defaults render nothing', async () => {
+    const sm = (await render({ metrics: { serviceMonitor: { enabled: true } } })).one('ServiceMonitor')
+    assert.equal(sm.metadata.namespace, NAMESPACE)
+    assert.equal(sm.spec.jobLabel, undefined)
+    for (const key of ['honorLabels', 'relabelings', 'metricRelabelings']) assert.equal(sm.spec.endpoints[0][key], undefined, key)
+  })
+
   it('admits Prometheus through the NetworkPolicy only when the ServiceMonitor is on', async () => {
     const [on, off] = await Promise.all([
       render({ metrics: { serviceMonitor: { enabled: true } }, networkPolicy: { prometheusPeers: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'observability' } }, podSelector: { matchLabels: { app: 'prometheus' } } }] } }),

@@ -72,7 +72,17 @@ export const MATRIX: ChartCase[] = [
       imagePullSecrets: [{ name: 'ghcr-pull' }],
       relay: { trustProxy: ['10.42.0.0/16'], metricsToken: { existingSecret: 'relay-metrics' } },
       extraEnv: [{ name: 'RELAY_METRICS_MAX_ENDPOINTS', value: '50' }],
-      metrics: { serviceMonitor: { enabled: true } },
+      metrics: {
+        serviceMonitor: {
+          enabled: true,
+          labels: { release: 'kube-prometheus-stack' },
+          namespace: 'monitoring',
+          jobLabel: 'app.kubernetes.io/name',
+          honorLabels: true,
+          relabelings: [{ targetLabel: 'cluster', replacement: 'pi-cluster' }],
+          metricRelabelings: [{ sourceLabels: ['__name__'], regex: 'nodejs_.*', action: 'drop' }]
+        }
+      },
       autoscaling: { enabled: true, behavior: { scaleDown: { stabilizationWindowSeconds: 600 } } },
       networkPolicy: {
         egressCidrs: ['192.168.1.50/32'],

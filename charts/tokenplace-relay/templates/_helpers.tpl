@@ -295,6 +295,12 @@ app.kubernetes.io/component: test
 {{- if and $sm.enabled (not $sm.labels) }}
 {{- $lines = append $lines "metrics.serviceMonitor.labels is empty: kube-prometheus-stack's Prometheus only selects ServiceMonitors labelled with its release (release: <its Helm release name>, unless its serviceMonitorSelector says otherwise), so it will ignore this one. Set e.g. --set metrics.serviceMonitor.labels.release=kube-prometheus-stack." }}
 {{- end }}
+{{- if and $sm.enabled $sm.jobLabel }}
+{{- $serviceLabels := include "tokenplace-relay.labels" . | fromYaml }}
+{{- if not (hasKey $serviceLabels $sm.jobLabel) }}
+{{- $lines = append $lines (printf "metrics.serviceMonitor.jobLabel=%s is not a label of the relay's Service, so Prometheus names the job after the Service instead; use one it has: %s." $sm.jobLabel (join ", " (keys $serviceLabels | sortAlpha))) }}
+{{- end }}
+{{- end }}
 {{- if and (include "tokenplace-relay.upstreamCaFile" .) (not (hasPrefix "https://" (include "tokenplace-relay.upstreamUrl" .))) }}
 {{- $lines = append $lines (printf "upstream.ca is set, but the relay dials %s over plain http, so the CA is never used: point upstream.url at the GPU server's https:// URL, or drop upstream.ca." (include "tokenplace-relay.upstreamUrl" .)) }}
 {{- end }}

@@ -158,4 +158,11 @@ describe('NOTES.txt', { concurrency: true }, () => {
     assert.match(wrong, /metrics\.serviceMonitor\.jobLabel=app is not a label of the relay's Service, so Prometheus names the job after the Service instead; use one it has: app\.kubernetes\.io\/component, /)
     assert.doesNotMatch(right, /CHECK THESE SETTINGS/)
   })
+
+  it('step 4 says what helm test checks: /healthz only, or the way to the GPU server with helmTest.upstreamPath', async () => {
+    const [bare, upstream] = await Promise.all([renderNotes(REAL_VALUES), renderNotes({ ...REAL_VALUES, helmTest: { upstreamPath: '/' } })])
+    assert.match(bare, /It does not reach the GPU server unless helmTest\.upstreamPath names a cheap GET of server\.py, e\.g\.\n\s+--set helmTest\.upstreamPath=\//)
+    assert.match(upstream, /GET \/healthz, then GET \/ through the relay to the GPU server;/)
+    assert.ok(upstream.includes(`helm test ${RELEASE} -n ${NAMESPACE} --logs`))
+  })
 })

@@ -219,11 +219,23 @@ describe('defaults: the install command of the issue', () => {
     const [c] = pod.spec.containers
     assert.equal(c.image, 'ghcr.io/your-org/tokenplace-relay:sha-abc1234')
     assert.deepEqual(c.command.slice(0, 3), ['node', '--input-type=module', '--eval'])
-    assert.deepEqual(c.env, [{ name: 'HEALTHZ_URL', value: `http://${FULLNAME}.${NAMESPACE}.svc:5010/healthz` }])
+    assert.deepEqual(c.env, [
+      { name: 'HEALTHZ_URL', value: `http://${FULLNAME}.${NAMESPACE}.svc:5010/healthz` },
+      { name: 'ATTEMPTS', value: '5' },
+      { name: 'RETRY_SECONDS', value: '3' }
+    ])
     assert.equal(pod.spec.securityContext.runAsNonRoot, true)
     assert.equal(c.securityContext.readOnlyRootFilesystem, true)
     assert.ok(!selects(r.deployment.spec.selector.matchLabels, pod.metadata.labels), 'the Deployment must never adopt the test pod')
     assert.ok(!selects(r.relayService.spec.selector, pod.metadata.labels), 'the relay Service must not route to the test pod')
+  })
+
+  it('the test pod also requests helmTest.upstreamPath through the relay when it is set', async () => {
+    const pod = (await render({ helmTest: { upstreamPath: '/api/health' } })).one('Pod')
+    const env = Object.fromEntries(pod.spec.containers[0].env.map((e: { name: string, value: string }) => [e.name, e.value]))
+    assert.equal(env.CHECK_URL, `http://${FULLNAME}.${NAMESPACE}.svc:5010/api/health`)
+    assert.equal(env.RELAY_UPSTREAM, r.env.UPSTREAM_URL)
+    assert.equal(r.one('Pod').spec.containers[0].env.some((e: { name: string }) => e.name === 'CHECK_URL'), false, 'not by default')
   })
 
   it('renders no HPA, PDB or ServiceMonitor', () => {

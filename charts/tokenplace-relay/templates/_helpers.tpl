@@ -220,6 +220,18 @@ app.kubernetes.io/component: test
 {{- end }}
 {{- end }}
 
+{{/* The CIDRs the NetworkPolicy lets the relay reach on the upstream port, as a JSON list:
+  networkPolicy.egressCidrs, plus the headless endpoint IPs while the relay dials the GPU Service. */}}
+{{- define "tokenplace-relay.egressCidrs" -}}
+{{- $cidrs := include "tokenplace-relay.list" .Values.networkPolicy.egressCidrs | fromJsonArray }}
+{{- if include "tokenplace-relay.gpuServiceUsed" . }}
+{{- range include "tokenplace-relay.headlessEndpoints" . | fromJsonArray }}
+{{- $cidrs = append $cidrs (printf "%s/32" .) }}
+{{- end }}
+{{- end }}
+{{- $cidrs | uniq | toJson }}
+{{- end }}
+
 {{/* Pod selector of the chart's helm test pod (admitted by the NetworkPolicy). */}}
 {{- define "tokenplace-relay.testSelectorLabels" -}}
 app.kubernetes.io/name: {{ include "tokenplace-relay.name" . }}

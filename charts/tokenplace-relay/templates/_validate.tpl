@@ -112,6 +112,14 @@ deployment.yaml. Types, formats and unknown keys are refused earlier by values.s
 {{- end }}
 {{- end }}
 
+{{- /* helmTest --------------------------------------------------------------------------------- */}}
+{{- with .Values.helmTest.upstreamPath }}
+{{- $own := regexReplaceAll "[?].*$" . "" | trimSuffix "/" }}
+{{- if has $own (list "/healthz" "/livez" "/metrics") }}
+{{- fail (printf "helmTest.upstreamPath=%s is answered by the relay itself, never by the GPU server, so it would prove nothing: choose a path server.py answers, e.g. /" .) }}
+{{- end }}
+{{- end }}
+
 {{- /* upstream.ca and extra volumes ------------------------------------------------------------ */}}
 {{- $ca := .Values.upstream.ca }}
 {{- if and $ca.existingConfigMap $ca.existingSecret }}

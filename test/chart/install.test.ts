@@ -3,7 +3,9 @@
 // involved (KUBECONFIG=/dev/null); the objects are also checked against the Kubernetes schemas.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { installDryRun, type Installed } from '../helpers/chart-helm.js'
+import { join } from 'node:path'
+import { CHART_DIR, installDryRun, type Installed } from '../helpers/chart-helm.js'
+import { EXAMPLE_FILES } from '../helpers/chart-cases.js'
 import { checkNamesAndLabels, validateObject } from '../helpers/chart-k8s.js'
 
 function valid (installed: Installed): Installed {
@@ -111,4 +113,13 @@ describe('the notes of a first install', { concurrency: true }, () => {
     assert.match(i.notes, /metrics\.serviceMonitor\.labels is empty/)
     assert.match(i.notes, /service\.type=NodePort, but the NetworkPolicy admits only the ingress controller \(Traefik\), Prometheus and the chart's test pod/)
   })
+})
+
+describe('the shipped examples', { concurrency: true }, () => {
+  for (const file of EXAMPLE_FILES) {
+    it(`examples/${file} installs with no placeholder left and nothing to check`, async () => {
+      const i = await install(['-f', join(CHART_DIR, 'examples', file)])
+      assert.doesNotMatch(i.notes, /WARNING|CHECK THESE SETTINGS|unused/)
+    })
+  }
 })

@@ -536,6 +536,16 @@ describe('ingress defaults and wildcard TLS', { concurrency: true }, () => {
     ])
   })
 
+  it('paths emptied with null, [] or --set {} also mean / (Prefix)', async () => {
+    const tls = [{ hosts: ['relay.token.place'] }]
+    const rendered = await Promise.all([
+      render({ ingress: { hosts: [{ host: 'relay.token.place', paths: null }], tls } }),
+      render({ ingress: { hosts: [{ host: 'relay.token.place', paths: [] }], tls } }),
+      render({ ingress: { hosts: [{ host: 'relay.token.place' }], tls } }, { args: ['--set', 'ingress.hosts[0].paths={}'] })
+    ])
+    for (const r of rendered) assert.deepEqual(r.one('Ingress').spec.rules[0].http.paths.map((p: any) => `${p.pathType}:${p.path}`), ['Prefix:/'])
+  })
+
   it('a host under a wildcard TLS entry is accepted; a TLS entry without secretName gets <fullname>-tls', async () => {
     const r = await render({
       ingress: {

@@ -165,4 +165,16 @@ describe('NOTES.txt', { concurrency: true }, () => {
     assert.match(upstream, /GET \/healthz, then GET \/ through the relay to the GPU server;/)
     assert.ok(upstream.includes(`helm test ${RELEASE} -n ${NAMESPACE} --logs`))
   })
+
+  it('keeps its steps numbered and apart, with or without the DNS step', async () => {
+    const [name, ip] = await Promise.all([
+      renderNotes({ ...REAL_VALUES, metrics: { serviceMonitor: { enabled: true, labels: { release: 'kps' } } } }),
+      renderNotes({ ...REAL_VALUES, upstream: { url: 'http://192.168.1.50:5010' }, gpuExternalName: { enabled: false }, helmTest: { upstreamPath: '/' } })
+    ])
+    assert.deepEqual([...name.matchAll(/^(\d)\. /gm)].map((m) => m[1]), ['1', '2', '3', '4'])
+    assert.match(name, /\n\n4\. Run the chart's test/)
+    assert.match(name, /\n\nMetrics: the ServiceMonitor/)
+    assert.deepEqual([...ip.matchAll(/^(\d)\. /gm)].map((m) => m[1]), ['1', '2', '3'], 'no DNS step for an IP')
+    assert.match(ip, /\n\n3\. Run the chart's test \(GET \/healthz, then GET \/ through the relay to the GPU server;/)
+  })
 })

@@ -12,6 +12,8 @@ import { CHART_DIR, render, renderError, type Rendered } from '../helpers/chart-
 import { MATRIX } from '../helpers/chart-cases.js'
 
 const SAMPLE_TOKEN = 'sample-metrics-token-0123456789'
+/** Variables Node.js itself reads, which the chart may set too (upstream.ca sets NODE_EXTRA_CA_CERTS). */
+const NODE_OWN_VARIABLES = ['NODE_EXTRA_CA_CERTS']
 const values = parseYaml(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8'))
 const schema = JSON.parse(readFileSync(join(CHART_DIR, 'values.schema.json'), 'utf8'))
 const relaySchema = schema.properties.relay.properties
@@ -54,6 +56,10 @@ const NON_DEFAULT = [
     name: 'large and fractional numbers',
     values: { relay: { upstreamTimeoutSeconds: 86400, bodyLimitBytes: 9007199254740991, shutdownDelaySeconds: 0.25, shutdownTimeoutSeconds: 1234.5 } }
   },
+  {
+    name: 'an https upstream with a private CA',
+    values: { upstream: { url: 'https://gpu-box.token.place:8443', ca: { existingSecret: 'gpu-ca', key: 'ca.pem' } } }
+  },
   // Each accepted level name is checked against loadConfig below; here one in each case goes end to end.
   { name: 'log level WARNING', values: { relay: { logLevel: 'WARNING' } } },
   { name: 'log level silent', values: { relay: { logLevel: 'silent' } } }
@@ -63,7 +69,7 @@ describe('env vars: chart vs relay config', { concurrency: true }, () => {
   // The matrix cases that change the env (the others only add or drop objects around the Deployment).
   const envCases = MATRIX.filter((c) => /defaults|metrics token|https upstream|everything/.test(c.name))
   it('covers the matrix cases that change the env', () => {
-    assert.equal(envCases.length, 4)
+    assert.equal(envCases.length, 5)
   })
 
   for (const c of [...envCases, ...NON_DEFAULT]) {
@@ -71,7 +77,7 @@ describe('env vars: chart vs relay config', { concurrency: true }, () => {
       const r = await render(c.values, 'options' in c ? c.options : undefined)
       const env = relayEnv(r)
       for (const [name, value] of Object.entries(env)) {
-        assert.ok((VARIABLE_NAMES as string[]).includes(name), `the chart sets ${name}, which src/config.ts does not read`)
+        assert.ok((VARIABLE_NAMES as string[]).includes(name) || NODE_OWN_VARIABLES.includes(name), `the chart sets ${name}, which neither src/config.ts nor Node.js reads`)
         assert.notEqual(value.trim(), '', `${name} is rendered empty; the relay refuses empty values`)
       }
       const config = loadConfig(env)
@@ -98,7 +104,7 @@ describe('env vars: chart vs relay config', { concurrency: true }, () => {
     assert.equal(config.upstream.url, 'https://gpu-server:5010/api/v1')
   })
 
-  it('the chart\'s defaults are the relay\'s defaults, but for the workers: one under the chart\'s 500m CPU limit', () => {
+  it('the chart\'s defaults are the relay\'s defaults, but for the workers: one under the chart\'s 500m CPU limit', async () => {
     // bench/PI.md: under --cpus 0.5 one worker gives more throughput, a lower p99 and less memory
     // than two or three; the relay's own default (2) is for a host with cores to spare.
     assert.equal(values.relay.workers, 1)
@@ -107,7 +113,8 @@ describe('env vars: chart vs relay config', { concurrency: true }, () => {
     const defaults: Record<string, unknown> = {
       RELAY_PORT: values.relay.port,
       RELAY_LOG_LEVEL: values.relay.logLevel,
-      UPSTREAM_URL: values.upstream.url,
+      // upstream.url is empty by default: the GPU Service on its port, which is the relay's own default.
+      UPSTREAM_URL: (await render({})).env.UPSTREAM_URL,
       RELAY_UPSTREAM_TIMEOUT_SECONDS: values.relay.upstreamTimeoutSeconds,
       RELAY_BODY_LIMIT_BYTES: values.relay.bodyLimitBytes,
       RELAY_SHUTDOWN_DELAY_SECONDS: values.relay.shutdownDelaySeconds,
@@ -116,6 +123,7 @@ describe('env vars: chart vs relay config', { concurrency: true }, () => {
     for (const [name, value] of Object.entries(defaults)) {
       assert.equal(value, (VARIABLES[name as VariableName].schema as { default?: unknown }).default, name)
     }
+    assert.equal(values.upstream.url, '', 'upstream.url follows the GPU Service unless set')
     assert.equal(values.relay.port, values.gpuExternalName.port, 'relay and GPU server both default to 5010')
   })
 
@@ -158,18 +166,22 @@ describe('env vars: chart vs relay config', { concurrency: true }, () => {
   })
 
   it('_validate.tpl refuses extraEnv for exactly the variables the chart sets', async () => {
-    const r = await render({ relay: { trustProxy: ['10.42.0.0/16'], metricsToken: { existingSecret: 's' } } })
+    const everything = { relay: { trustProxy: ['10.42.0.0/16'], metricsToken: { existingSecret: 's' } }, upstream: { url: 'https://gpu-server:5010', ca: { existingConfigMap: 'ca' } } }
+    const r = await render(everything)
     const managed = Object.keys(relayEnv(r))
-    const unmanaged = VARIABLE_NAMES.filter((n) => !managed.includes(n))
+    assert.ok(managed.includes('NODE_EXTRA_CA_CERTS'))
+    const unmanaged = [...VARIABLE_NAMES, ...NODE_OWN_VARIABLES].filter((n) => !managed.includes(n))
     await Promise.all([
       ...managed.map(async (name) => {
-        const error = await renderError({ extraEnv: [{ name, value: '1' }] })
+        const error = await renderError({ ...everything, extraEnv: [{ name, value: '1' }] })
         assert.match(error, new RegExp(`extraEnv sets ${name}, which the chart sets`))
       }),
       // The rest (e.g. RELAY_METRICS_MAX_ENDPOINTS, RELAY_HOST) stay available through extraEnv.
       ...unmanaged.map(async (name) => {
-        await render({ extraEnv: [{ name, value: 'x' }] })
-      })
+        await render({ ...everything, extraEnv: [{ name, value: 'x' }] })
+      }),
+      // Without upstream.ca, NODE_EXTRA_CA_CERTS is the operator's to set (with extraVolumes).
+      render({ extraEnv: [{ name: 'NODE_EXTRA_CA_CERTS', value: '/etc/certs/ca.pem' }] })
     ])
   })
 })

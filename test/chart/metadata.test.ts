@@ -77,7 +77,8 @@ describe('values.schema.json', () => {
   /** Objects whose shape belongs to Kubernetes (validated after rendering), not to the chart. */
   const PASS_THROUGH = new Set([
     'podSecurityContext', 'securityContext', 'affinity', 'autoscaling.behavior', 'topologySpreadConstraints[]', 'tolerations[]',
-    'networkPolicy.extraIngress[]', 'networkPolicy.extraEgress[]', 'extraEnv[].valueFrom', 'global'
+    'networkPolicy.extraIngress[]', 'networkPolicy.extraEgress[]', 'extraEnv[].valueFrom', 'extraVolumes[]', 'extraVolumeMounts[]',
+    'metrics.serviceMonitor.relabelings[]', 'metrics.serviceMonitor.metricRelabelings[]', 'global'
   ])
 
   it('refuses unknown keys in every object the chart defines', () => {
@@ -135,10 +136,46 @@ describe('the README\'s deployment guide', () => {
   it('names only values that exist in values.yaml', () => {
     const rows = valueRows(valuesYaml, schema).map((r) => r.key)
     const known = (key: string): boolean => rows.some((row) => key === row || key.startsWith(`${row}.`) || row.startsWith(`${key}.`))
-    const mentioned = [...guide.matchAll(/`((?:image|relay|upstream|gpuExternalName|service|ingress|networkPolicy|metrics|autoscaling|podDisruptionBudget|startupProbe|livenessProbe|readinessProbe|serviceAccount)\.[A-Za-z.]+)(?=[`=,\s])/g)]
+    const mentioned = [...guide.matchAll(/`((?:image|relay|upstream|gpuExternalName|service|ingress|networkPolicy|metrics|autoscaling|podDisruptionBudget|startupProbe|livenessProbe|readinessProbe|serviceAccount|helmTest)\.[A-Za-z.]+)(?=[`=,\s])/g)]
       .map((m) => (m[1] as string).replace(/\.$/, ''))
       .filter((key) => !/\.(com|org|net|place)$/.test(key)) // host names such as relay.example.com
     assert.ok(mentioned.length > 10)
     for (const key of mentioned) assert.ok(known(key), `the deployment guide mentions ${key}, which values.yaml lacks`)
+  })
+
+  it('documents every value issue 13 added', () => {
+    for (const key of [
+      'upstream.ca.existingConfigMap', 'upstream.ca.existingSecret', 'upstream.ca.key', 'extraVolumes', 'extraVolumeMounts',
+      'metrics.serviceMonitor.namespace', '.jobLabel', '.honorLabels', '.relabelings', '.metricRelabelings', 'helmTest.upstreamPath'
+    ]) {
+      assert.ok(guide.includes(`\`${key}\``), key)
+    }
+  })
+
+  it('says which name an https GPU server\'s certificate must carry', () => {
+    const https = guide.slice(guide.indexOf('### An https GPU server'), guide.indexOf('\n### ', guide.indexOf('### An https GPU server') + 1))
+    assert.match(https, /the certificate must carry\s+exactly that name/)
+    assert.match(https, /host written in `upstream\.url`/)
+    assert.ok(https.includes('NODE_EXTRA_CA_CERTS'))
+  })
+})
+
+describe('installing from the registry', () => {
+  // Where release.yml pushes the chart: oci://ghcr.io/${GITHUB_REPOSITORY_OWNER,,}/charts + the chart's name.
+  const release = readFileSync(join(REPO_ROOT, '.github/workflows/release.yml'), 'utf8')
+  const pushTarget = /scripts\/helm push \S+ "oci:\/\/ghcr\.io\/\$\{GITHUB_REPOSITORY_OWNER,,\}\/(\S+)"/.exec(release)?.[1]
+  const reference = `oci://ghcr.io/<owner>/${pushTarget ?? '?'}/${chart.name as string}`
+  const install = `helm upgrade --install relay ${reference} --version <version> --namespace tokenplace --create-namespace`
+
+  it('release.yml pushes the chart to oci://ghcr.io/<owner>/charts', () => {
+    assert.equal(pushTarget, 'charts')
+  })
+
+  it('both READMEs show the registry install command beside the checkout one', () => {
+    const chartReadme = readFileSync(join(CHART_DIR, 'README.md'), 'utf8')
+    for (const [name, text] of [['README.md', readmeSection('Deploying to Kubernetes')], ['the chart README', chartReadme]] as const) {
+      assert.ok(text.includes(install), `${name} shows ${install}`)
+      assert.ok(text.includes('helm upgrade --install relay ./charts/tokenplace-relay --namespace tokenplace --create-namespace'), `${name} keeps the checkout form`)
+    }
   })
 })

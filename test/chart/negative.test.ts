@@ -39,13 +39,23 @@ const CASES: NegativeCase[] = [
   { name: 'gpuExternalName.port out of range', values: { gpuExternalName: { port: 65536 } }, expect: [SCHEMA, at('gpuExternalName.port')] },
 
   // upstream.url
-  { name: 'upstream.url not pointing at the GPU Service', values: { upstream: { url: 'http://gpu-box.lan:5010' } }, expect: [/upstream\.url=http:\/\/gpu-box\.lan:5010 does not point at the GPU Service this chart creates \(gpu-server\): set upstream\.url=http:\/\/gpu-server:5010/] },
-  { name: 'a renamed GPU Service with the default upstream.url', values: { gpuExternalName: { name: 'gpu' } }, expect: [/does not point at the GPU Service this chart creates \(gpu\): set upstream\.url=http:\/\/gpu:5010/] },
-  { name: 'upstream.url on another port than gpuExternalName.port', values: { upstream: { url: 'http://gpu-server:8000' } }, expect: [/upstream\.url=http:\/\/gpu-server:8000 uses port 8000 but gpuExternalName\.port is 5010/] },
-  { name: 'upstream.url with the default port 80 against 5010', values: { upstream: { url: 'http://gpu-server' } }, expect: [/uses port 80 but gpuExternalName\.port is 5010/] },
+  // (An upstream.url on another host or port than the GPU Service is accepted since issue 13: it wins.)
+  { name: 'an empty upstream.url without the GPU Service', values: { gpuExternalName: { enabled: false } }, expect: [/upstream\.url is empty and gpuExternalName\.enabled=false, so nothing tells the relay where the GPU server is: set upstream\.url/] },
+  { name: 'upstream.url without a scheme', values: { upstream: { url: 'gpu-server:5010' } }, expect: [SCHEMA, at('upstream.url')] },
   { name: 'upstream.url with credentials', values: { upstream: { url: 'http://user:pw@gpu-server:5010' } }, expect: [SCHEMA, at('upstream.url')] },
   { name: 'upstream.url with a query', values: { upstream: { url: 'http://gpu-server:5010/?a=1' } }, expect: [SCHEMA, at('upstream.url')] },
   { name: 'upstream.url with another scheme', values: { upstream: { url: 'ftp://gpu-server:5010' } }, expect: [SCHEMA, at('upstream.url')] },
+
+  // upstream.ca, extra volumes
+  { name: 'upstream.ca from a ConfigMap and a Secret at once', values: { upstream: { ca: { existingConfigMap: 'a', existingSecret: 'b' } } }, expect: [/upstream\.ca\.existingConfigMap=a and upstream\.ca\.existingSecret=b are both set: the CA comes from one of them, so set only one/] },
+  { name: 'upstream.ca.key with a slash', values: { upstream: { ca: { existingSecret: 'b', key: 'certs/ca.crt' } } }, expect: [SCHEMA, at('upstream.ca.key')] },
+  { name: 'extraEnv setting NODE_EXTRA_CA_CERTS next to upstream.ca', values: { upstream: { ca: { existingSecret: 'b' } }, extraEnv: [{ name: 'NODE_EXTRA_CA_CERTS', value: '/x.pem' }] }, expect: [/extraEnv sets NODE_EXTRA_CA_CERTS, which the chart sets from its values .*\(upstream\.ca mounts the CA and sets it\)/] },
+  { name: 'an extra volume named like the chart\'s /tmp', values: { extraVolumes: [{ name: 'tmp', emptyDir: {} }] }, expect: [/extraVolumes has a volume named tmp, which the chart uses itself: give it another name/] },
+  { name: 'two extra volumes with one name', values: { extraVolumes: [{ name: 'a', emptyDir: {} }, { name: 'a', emptyDir: {} }] }, expect: [/extraVolumes has a volume named a, which another extraVolumes entry already uses/] },
+  { name: 'an extra volume without a name', values: { extraVolumes: [{ emptyDir: {} }] }, expect: [SCHEMA, at('extraVolumes.0')] },
+  { name: 'an extra mount of no volume', values: { extraVolumeMounts: [{ name: 'certs', mountPath: '/etc/certs' }] }, expect: [/extraVolumeMounts mounts certs, but no volume has that name: add it to extraVolumes \(volumes now: tmp\)/] },
+  { name: 'an extra mount over /tmp', values: { extraVolumes: [{ name: 'a', emptyDir: {} }], extraVolumeMounts: [{ name: 'a', mountPath: '/tmp/' }] }, expect: [/extraVolumeMounts mounts a at \/tmp\/, where another volume is already mounted/] },
+  { name: 'an extra mount with a relative path', values: { extraVolumes: [{ name: 'a', emptyDir: {} }], extraVolumeMounts: [{ name: 'a', mountPath: 'certs' }] }, expect: [SCHEMA, at('extraVolumeMounts.0')] },
 
   // NetworkPolicy
   { name: 'egressCidrs containing 0.0.0.0/0', values: { networkPolicy: { egressCidrs: ['192.168.1.50/32', '0.0.0.0/0'] } }, expect: [/networkPolicy\.egressCidrs: 0\.0\.0\.0\/0 would allow egress to the whole Internet/] },
@@ -91,6 +101,9 @@ const CASES: NegativeCase[] = [
   // ingress
   { name: 'ingress enabled without TLS', values: { ingress: { enabled: true, tls: [] } }, expect: [/ingress\.enabled=true without ingress\.tls: the relay would be served over plain HTTP/] },
   { name: 'an ingress host missing from tls', values: { ingress: { hosts: [{ host: 'relay.token.place', paths: [{ path: '/', pathType: 'Prefix' }] }], tls: [{ secretName: 'tls', hosts: ['other.token.place'] }] } }, expect: [/ingress host relay\.token\.place is not listed in any ingress\.tls\[\]\.hosts/] },
+  { name: 'an ingress host two labels below a wildcard', values: { ingress: { hosts: [{ host: 'a.relay.mydomain.org' }], tls: [{ hosts: ['*.mydomain.org'] }] } }, expect: [/ingress host a\.relay\.mydomain\.org is not listed in any ingress\.tls\[\]\.hosts: .*add it or a wildcard one label above it, \*\.relay\.mydomain\.org, e\.g\. --set ingress\.tls\[0\]\.hosts\[0\]=a\.relay\.mydomain\.org \(a wildcard covers exactly one label/] },
+  { name: 'the apex of a wildcard', values: { ingress: { hosts: [{ host: 'mydomain.org' }], tls: [{ hosts: ['*.mydomain.org'] }] } }, expect: [/ingress host mydomain\.org is not listed in any ingress\.tls\[\]\.hosts: it would be served without TLS; add it, e\.g\./] },
+  { name: 'an ingress path without a path', values: { ingress: { hosts: [{ host: 'relay.token.place', paths: [{ pathType: 'Prefix' }] }], tls: [{ hosts: ['relay.token.place'] }] } }, expect: [SCHEMA, at('ingress.hosts.0.paths.0')] },
   { name: 'ingress enabled without hosts', values: { ingress: { hosts: [] } }, expect: [/ingress\.enabled=true but ingress\.hosts is empty/] },
   { name: 'an ingress path type typo', values: { ingress: { hosts: [{ host: 'relay.example.com', paths: [{ path: '/', pathType: 'prefix' }] }] } }, expect: [SCHEMA, at('ingress.hosts.0.paths.0.pathType')] },
 
@@ -107,6 +120,10 @@ const CASES: NegativeCase[] = [
   { name: 'a PDB with neither bound', values: { replicaCount: 2, podDisruptionBudget: { maxUnavailable: null } }, expect: [/podDisruptionBudget\.enabled=true needs podDisruptionBudget\.maxUnavailable or podDisruptionBudget\.minAvailable/] },
   { name: 'a PDB percentage above 100%', values: { podDisruptionBudget: { maxUnavailable: '150%' } }, expect: [SCHEMA, at('podDisruptionBudget.maxUnavailable')] },
   { name: 'a scrape timeout longer than the interval', values: { metrics: { serviceMonitor: { enabled: true, interval: '30s', scrapeTimeout: '1m' } } }, expect: [/metrics\.serviceMonitor\.scrapeTimeout=1m is longer than metrics\.serviceMonitor\.interval=30s/] },
+  { name: 'a ServiceMonitor namespace that is not a DNS label', values: { metrics: { serviceMonitor: { namespace: 'Monitoring' } } }, expect: [SCHEMA, at('metrics.serviceMonitor.namespace')] },
+  { name: 'a jobLabel that is no label key', values: { metrics: { serviceMonitor: { jobLabel: 'app name' } } }, expect: [SCHEMA, at('metrics.serviceMonitor.jobLabel')] },
+  { name: 'honorLabels as a string', values: { metrics: { serviceMonitor: { honorLabels: 'yes' } } }, expect: [SCHEMA, at('metrics.serviceMonitor.honorLabels')] },
+  { name: 'relabelings as a map', values: { metrics: { serviceMonitor: { relabelings: { targetLabel: 'x' } } } }, expect: [SCHEMA, at('metrics.serviceMonitor.relabelings')] },
   { name: 'a scrape interval without a unit', values: { metrics: { serviceMonitor: { interval: '30' } } }, expect: [SCHEMA, at('metrics.serviceMonitor.interval')] },
   { name: 'a resource quantity typo', values: { resources: { limits: { memory: '512 MB' } } }, expect: [SCHEMA, at('resources.limits.memory')] },
   { name: 'a probe field the chart does not own', values: { readinessProbe: { httpGet: { path: '/' } } }, expect: [SCHEMA, /httpGet/] }

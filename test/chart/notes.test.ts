@@ -60,4 +60,121 @@ describe('NOTES.txt', { concurrency: true }, () => {
     const notes = await renderNotes({ ...REAL_VALUES, relay: { metricsToken: { existingSecret: 'relay-metrics' } }, metrics: { serviceMonitor: { enabled: true } } })
     assert.match(notes, /ServiceMonitor "relay-tokenplace-relay" scrapes \/metrics every 30s with the bearer token from Secret "relay-metrics" \(key "token"\)/)
   })
+
+  it('does not ask for the GPU host while upstream.url bypasses the GPU Service, but flags an example upstream host', async () => {
+    const [bypass, example] = await Promise.all([
+      renderNotes({ ...REAL_VALUES, gpuExternalName: { host: 'gpu-box.example.com' }, upstream: { url: 'https://gpu-box.lan.token.place:8443' } }),
+      renderNotes({ ...REAL_VALUES, gpuExternalName: { enabled: false }, upstream: { url: 'https://gpu.example.com:8443' } })
+    ])
+    assert.doesNotMatch(bypass, WARNING)
+    assert.match(bypass, /The GPU Service "gpu-server" is rendered but unused/)
+    assert.match(example, WARNING)
+    assert.match(example, /upstream\.url names gpu\.example\.com, an example name: set it to your GPU server's URL\./)
+    assert.doesNotMatch(example, /unused/)
+  })
+
+  it('names every placeholder with the --set that replaces it', async () => {
+    const notes = await renderNotes({})
+    assert.ok(notes.includes('gpuExternalName.host=gpu-box.example.com is an example name: set it to your GPU host\'s DNS name, e.g. --set gpuExternalName.host=gpu-box.lan.your-domain.org'))
+    assert.ok(notes.includes('networkPolicy.egressCidrs has 203.0.113.7/32, a documentation range: set your GPU host\'s IP, e.g. 192.168.1.50/32: --set networkPolicy.egressCidrs={192.168.1.50/32}.'))
+    assert.ok(notes.includes('ingress host relay.example.com is an example name: set ingress.hosts and ingress.tls to your domain, e.g. --set ingress.hosts[0].host=relay.your-domain.org --set ingress.tls[0].hosts[0]=relay.your-domain.org.'))
+  })
+
+  it('says nothing of a placeholder once it is replaced, one at a time', async () => {
+    const [host, cidr, ingress] = await Promise.all([
+      renderNotes({}, ['--set', 'gpuExternalName.host=gpu-box.lan.token.place']),
+      renderNotes({}, ['--set', 'networkPolicy.egressCidrs={192.168.1.50/32}']),
+      renderNotes({}, ['--set', 'ingress.hosts[0].host=relay.token.place', '--set', 'ingress.tls[0].hosts[0]=relay.token.place'])
+    ])
+    const mentions = (notes: string): string[] => ['gpu-box.example.com', '203.0.113.7', 'relay.example.com'].filter((p) => notes.includes(p))
+    assert.deepEqual(mentions(host), ['203.0.113.7', 'relay.example.com'])
+    assert.deepEqual(mentions(cidr), ['gpu-box.example.com', 'relay.example.com'])
+    assert.deepEqual(mentions(ingress), ['gpu-box.example.com', '203.0.113.7'])
+  })
+
+  it('flags an example name left in ingress.tls, which would fail the whole certificate', async () => {
+    const notes = await renderNotes({ ...REAL_VALUES, ingress: { hosts: [{ host: 'relay.token.place' }], tls: [{ hosts: ['relay.token.place', 'relay.example.com'] }] } })
+    assert.match(notes, WARNING)
+    assert.match(notes, /ingress\.tls lists relay\.example\.com, an example name: cert-manager can't get a certificate for it, which fails the whole entry/)
+  })
+
+  const CHECK = /CHECK THESE SETTINGS/
+  it('warns when the ServiceMonitor has no labels for kube-prometheus-stack to select it by, not once it has', async () => {
+    const [bare, labelled] = await Promise.all([
+      renderNotes({ ...REAL_VALUES, metrics: { serviceMonitor: { enabled: true } } }),
+      renderNotes({ ...REAL_VALUES, metrics: { serviceMonitor: { enabled: true, labels: { release: 'kube-prometheus-stack' } } } })
+    ])
+    assert.match(bare, CHECK)
+    assert.match(bare, /metrics\.serviceMonitor\.labels is empty: kube-prometheus-stack's Prometheus only selects ServiceMonitors labelled with its release .* --set metrics\.serviceMonitor\.labels\.release=kube-prometheus-stack\./)
+    assert.doesNotMatch(labelled, CHECK)
+  })
+
+  it('warns when a NodePort or LoadBalancer Service sits behind a NetworkPolicy that admits only Traefik, Prometheus and the test pod', async () => {
+    const [nodePort, loadBalancer, clusterIp, noPolicy, admitted] = await Promise.all([
+      renderNotes({ ...REAL_VALUES, service: { type: 'NodePort' } }),
+      renderNotes({ ...REAL_VALUES, service: { type: 'LoadBalancer' }, metrics: { serviceMonitor: { enabled: true, labels: { release: 'kps' } } } }),
+      renderNotes(REAL_VALUES),
+      renderNotes({ ...REAL_VALUES, service: { type: 'NodePort' }, networkPolicy: { enabled: false } }),
+      renderNotes({ ...REAL_VALUES, service: { type: 'NodePort' }, networkPolicy: { egressCidrs: ['192.168.1.50/32'], extraIngress: [{ from: [{ ipBlock: { cidr: '192.168.1.0/24' } }] }] } })
+    ])
+    assert.match(nodePort, /service\.type=NodePort, but the NetworkPolicy admits only the ingress controller \(Traefik\) and the chart's test pod: connections through the node port are dropped\. Admit their sources with networkPolicy\.extraIngress/)
+    assert.match(loadBalancer, /service\.type=LoadBalancer, but the NetworkPolicy admits only the ingress controller \(Traefik\), Prometheus and the chart's test pod: connections through the load balancer are dropped/)
+    for (const notes of [clusterIp, noPolicy, admitted]) assert.doesNotMatch(notes, CHECK)
+  })
+
+  it('warns when an emptied peer list leaves the ingress controller, Prometheus or DNS out', async () => {
+    const notes = await renderNotes({ ...REAL_VALUES, metrics: { serviceMonitor: { enabled: true, labels: { release: 'kps' } } } }, [
+      '--set', 'networkPolicy.traefikPeers={}', '--set', 'networkPolicy.prometheusPeers=null', '--set', 'networkPolicy.dnsPeers={}'
+    ])
+    assert.match(notes, /networkPolicy\.traefikPeers is empty, so the NetworkPolicy admits no ingress controller/)
+    assert.match(notes, /networkPolicy\.prometheusPeers is empty, so the NetworkPolicy admits no Prometheus/)
+    assert.match(notes, /networkPolicy\.dnsPeers is empty, so the NetworkPolicy allows no DNS and the relay can't resolve gpu-server/)
+  })
+
+  it('warns that upstream.ca goes unused while the relay dials plain http', async () => {
+    const [http, https] = await Promise.all([
+      renderNotes({ ...REAL_VALUES, upstream: { ca: { existingConfigMap: 'gpu-ca' } } }),
+      renderNotes({ ...REAL_VALUES, upstream: { url: 'https://gpu-server:5010', ca: { existingConfigMap: 'gpu-ca' } } })
+    ])
+    assert.match(http, /upstream\.ca is set, but the relay dials http:\/\/gpu-server:5010 over plain http, so the CA is never used/)
+    assert.doesNotMatch(https, /CHECK THESE SETTINGS/)
+  })
+
+  it('a ServiceMonitor in another namespace: the notes say where, and that the token Secret must exist there too', async () => {
+    const [token, noToken] = await Promise.all([
+      renderNotes({ ...REAL_VALUES, relay: { metricsToken: { existingSecret: 'relay-metrics' } }, metrics: { serviceMonitor: { enabled: true, labels: { release: 'kps' }, namespace: 'monitoring' } } }),
+      renderNotes({ ...REAL_VALUES, metrics: { serviceMonitor: { enabled: true, labels: { release: 'kps' }, namespace: 'monitoring' } } })
+    ])
+    assert.match(token, /ServiceMonitor "relay-tokenplace-relay" \(in namespace "monitoring"\) scrapes \/metrics every 30s with the bearer token/)
+    assert.match(token, /Prometheus reads that Secret from the ServiceMonitor's namespace, so it must exist in "monitoring" too:\n\s+kubectl -n monitoring get secret relay-metrics/)
+    assert.doesNotMatch(noToken, /must exist in/)
+  })
+
+  it('warns when metrics.serviceMonitor.jobLabel names no label of the relay\'s Service', async () => {
+    const [wrong, right] = await Promise.all([
+      renderNotes({ ...REAL_VALUES, metrics: { serviceMonitor: { enabled: true, labels: { release: 'kps' }, jobLabel: 'app' } } }),
+      renderNotes({ ...REAL_VALUES, metrics: { serviceMonitor: { enabled: true, labels: { release: 'kps' }, jobLabel: 'app.kubernetes.io/name' } } })
+    ])
+    assert.match(wrong, /metrics\.serviceMonitor\.jobLabel=app is not a label of the relay's Service, so Prometheus names the job after the Service instead; use one it has: app\.kubernetes\.io\/component, /)
+    assert.doesNotMatch(right, /CHECK THESE SETTINGS/)
+  })
+
+  it('step 4 says what helm test checks: /healthz only, or the way to the GPU server with helmTest.upstreamPath', async () => {
+    const [bare, upstream] = await Promise.all([renderNotes(REAL_VALUES), renderNotes({ ...REAL_VALUES, helmTest: { upstreamPath: '/' } })])
+    assert.match(bare, /It does not reach the GPU server unless helmTest\.upstreamPath names a cheap GET of server\.py, e\.g\.\n\s+--set helmTest\.upstreamPath=\//)
+    assert.match(upstream, /GET \/healthz, then GET \/ through the relay to the GPU server;/)
+    assert.ok(upstream.includes(`helm test ${RELEASE} -n ${NAMESPACE} --logs`))
+  })
+
+  it('keeps its steps numbered and apart, with or without the DNS step', async () => {
+    const [name, ip] = await Promise.all([
+      renderNotes({ ...REAL_VALUES, metrics: { serviceMonitor: { enabled: true, labels: { release: 'kps' } } } }),
+      renderNotes({ ...REAL_VALUES, upstream: { url: 'http://192.168.1.50:5010' }, gpuExternalName: { enabled: false }, helmTest: { upstreamPath: '/' } })
+    ])
+    assert.deepEqual([...name.matchAll(/^(\d)\. /gm)].map((m) => m[1]), ['1', '2', '3', '4'])
+    assert.match(name, /\n\n4\. Run the chart's test/)
+    assert.match(name, /\n\nMetrics: the ServiceMonitor/)
+    assert.deepEqual([...ip.matchAll(/^(\d)\. /gm)].map((m) => m[1]), ['1', '2', '3'], 'no DNS step for an IP')
+    assert.match(ip, /\n\n3\. Run the chart's test \(GET \/healthz, then GET \/ through the relay to the GPU server;/)
+  })
 })

@@ -219,11 +219,23 @@ describe('defaults: the install command of the issue', () => {
     const [c] = pod.spec.containers
     assert.equal(c.image, 'ghcr.io/your-org/tokenplace-relay:sha-abc1234')
     assert.deepEqual(c.command.slice(0, 3), ['node', '--input-type=module', '--eval'])
-    assert.deepEqual(c.env, [{ name: 'HEALTHZ_URL', value: `http://${FULLNAME}.${NAMESPACE}.svc:5010/healthz` }])
+    assert.deepEqual(c.env, [
+      { name: 'HEALTHZ_URL', value: `http://${FULLNAME}.${NAMESPACE}.svc:5010/healthz` },
+      { name: 'ATTEMPTS', value: '5' },
+      { name: 'RETRY_SECONDS', value: '3' }
+    ])
     assert.equal(pod.spec.securityContext.runAsNonRoot, true)
     assert.equal(c.securityContext.readOnlyRootFilesystem, true)
     assert.ok(!selects(r.deployment.spec.selector.matchLabels, pod.metadata.labels), 'the Deployment must never adopt the test pod')
     assert.ok(!selects(r.relayService.spec.selector, pod.metadata.labels), 'the relay Service must not route to the test pod')
+  })
+
+  it('the test pod also requests helmTest.upstreamPath through the relay when it is set', async () => {
+    const pod = (await render({ helmTest: { upstreamPath: '/api/health' } })).one('Pod')
+    const env = Object.fromEntries(pod.spec.containers[0].env.map((e: { name: string, value: string }) => [e.name, e.value]))
+    assert.equal(env.CHECK_URL, `http://${FULLNAME}.${NAMESPACE}.svc:5010/api/health`)
+    assert.equal(env.RELAY_UPSTREAM, r.env.UPSTREAM_URL)
+    assert.equal(r.one('Pod').spec.containers[0].env.some((e: { name: string }) => e.name === 'CHECK_URL'), false, 'not by default')
   })
 
   it('renders no HPA, PDB or ServiceMonitor', () => {
@@ -396,11 +408,87 @@ describe('GPU Service modes', { concurrency: true }, () => {
     assert.equal(headless.one('EndpointSlice').ports[0].port, 8000)
   })
 
+  it('an empty upstream.url follows gpuExternalName.name and .port, in both modes', async () => {
+    const [externalName, headless] = await Promise.all([
+      render({ gpuExternalName: { name: 'gpu-alt', port: 8000 } }),
+      render({ gpuExternalName: { name: 'gpu-alt', port: 8000, headless: { enabled: true, endpoints: ['192.168.1.50'] } }, networkPolicy: { egressCidrs: [] } })
+    ])
+    for (const r of [externalName, headless]) {
+      assert.equal(r.env.UPSTREAM_URL, 'http://gpu-alt:8000')
+      assert.deepEqual(r.one('Service', 'gpu-alt').spec.ports[0].port, 8000)
+      assert.deepEqual(r.one('NetworkPolicy').spec.egress[0].ports, [{ port: 8000, protocol: 'TCP' }])
+    }
+    assert.deepEqual(headless.one('NetworkPolicy').spec.egress[0].to, [{ ipBlock: { cidr: '192.168.1.50/32' } }])
+  })
+
+  it('an explicit upstream.url wins over the GPU Service, on any host, scheme or port', async () => {
+    const [other, samePortless] = await Promise.all([
+      render({ upstream: { url: 'https://gpu-box.token.place:8443' }, gpuExternalName: { headless: { enabled: true, endpoints: ['192.168.1.50'] } } }),
+      render({ upstream: { url: 'http://gpu-server.tokenplace.svc' } })
+    ])
+    assert.equal(other.env.UPSTREAM_URL, 'https://gpu-box.token.place:8443')
+    assert.deepEqual(other.one('NetworkPolicy').spec.egress[0], {
+      to: [{ ipBlock: { cidr: '203.0.113.7/32' } }],
+      ports: [{ port: 8443, protocol: 'TCP' }]
+    }, 'the headless endpoints are not the upstream here, so only egressCidrs are allowed')
+    assert.equal(samePortless.env.UPSTREAM_URL, 'http://gpu-server.tokenplace.svc')
+    assert.deepEqual(samePortless.one('NetworkPolicy').spec.egress[0].ports, [{ port: 80, protocol: 'TCP' }])
+  })
+
   it('gpuExternalName.enabled=false renders no GPU Service; egress follows the upstream URL\'s port', async () => {
     const r = await render({ gpuExternalName: { enabled: false }, upstream: { url: 'https://gpu-box.token.place/v1' } })
     assert.equal(r.all('Service').length, 1)
     assert.equal(r.env.UPSTREAM_URL, 'https://gpu-box.token.place/v1')
     assert.deepEqual(r.one('NetworkPolicy').spec.egress[0].ports, [{ port: 443, protocol: 'TCP' }])
+  })
+})
+
+describe('upstream.ca and extra volumes', { concurrency: true }, () => {
+  const caPath = (r: Rendered): string => {
+    const mount = r.container.volumeMounts.find((m: { name: string }) => m.name === 'upstream-ca')
+    const volume = r.podSpec.volumes.find((v: { name: string }) => v.name === 'upstream-ca')
+    const items = (volume.configMap ?? volume.secret).items
+    assert.equal(items.length, 1)
+    return `${mount.mountPath as string}/${items[0].path as string}`
+  }
+
+  it('upstream.ca.existingConfigMap: mounted read-only, NODE_EXTRA_CA_CERTS names the file', async () => {
+    const r = await render({ upstream: { url: 'https://gpu-box.token.place:8443', ca: { existingConfigMap: 'gpu-ca' } } })
+    assert.deepEqual(r.podSpec.volumes.find((v: { name: string }) => v.name === 'upstream-ca'), {
+      name: 'upstream-ca', configMap: { name: 'gpu-ca', items: [{ key: 'ca.crt', path: 'ca.crt' }] }
+    })
+    assert.deepEqual(r.container.volumeMounts, [
+      { name: 'tmp', mountPath: '/tmp' },
+      { name: 'upstream-ca', mountPath: '/etc/tokenplace-relay/upstream-ca', readOnly: true }
+    ])
+    assert.equal(r.env.NODE_EXTRA_CA_CERTS, '/etc/tokenplace-relay/upstream-ca/ca.crt')
+    assert.equal(r.env.NODE_EXTRA_CA_CERTS, caPath(r))
+  })
+
+  it('upstream.ca.existingSecret with upstream.ca.key: the Secret\'s key is the file', async () => {
+    const r = await render({ upstream: { url: 'https://gpu-box.token.place:8443', ca: { existingSecret: 'gpu-ca-secret', key: 'root.pem' } } })
+    assert.deepEqual(r.podSpec.volumes.find((v: { name: string }) => v.name === 'upstream-ca'), {
+      name: 'upstream-ca', secret: { secretName: 'gpu-ca-secret', items: [{ key: 'root.pem', path: 'root.pem' }] }
+    })
+    assert.equal(r.env.NODE_EXTRA_CA_CERTS, '/etc/tokenplace-relay/upstream-ca/root.pem')
+    assert.equal(r.env.NODE_EXTRA_CA_CERTS, caPath(r))
+  })
+
+  it('no CA: no volume, no NODE_EXTRA_CA_CERTS', async () => {
+    const r = await render({ upstream: { ca: { key: 'root.pem' } } })
+    assert.equal(r.env.NODE_EXTRA_CA_CERTS, undefined)
+    assert.deepEqual(r.podSpec.volumes.map((v: { name: string }) => v.name), ['tmp'])
+  })
+
+  it('extraVolumes and extraVolumeMounts are added after the chart\'s own', async () => {
+    const r = await render({
+      upstream: { url: 'https://gpu-box.token.place:8443', ca: { existingConfigMap: 'gpu-ca' } },
+      extraVolumes: [{ name: 'client-cert', secret: { secretName: 'gpu-client-cert' } }, { name: 'cache', emptyDir: { sizeLimit: '16Mi' } }],
+      extraVolumeMounts: [{ name: 'client-cert', mountPath: '/etc/client-cert', readOnly: true }, { name: 'cache', mountPath: '/var/cache/relay' }]
+    })
+    assert.deepEqual(r.podSpec.volumes.map((v: { name: string }) => v.name), ['tmp', 'upstream-ca', 'client-cert', 'cache'])
+    assert.deepEqual(r.podSpec.volumes.slice(2), [{ name: 'client-cert', secret: { secretName: 'gpu-client-cert' } }, { name: 'cache', emptyDir: { sizeLimit: '16Mi' } }])
+    assert.deepEqual(r.container.volumeMounts.slice(2), [{ name: 'client-cert', mountPath: '/etc/client-cert', readOnly: true }, { name: 'cache', mountPath: '/var/cache/relay' }])
   })
 })
 
@@ -431,6 +519,50 @@ describe('ingress', { concurrency: true }, () => {
       ['relay.token.place', ['Prefix:/v1', 'Exact:/healthz']],
       ['api.token.place', ['ImplementationSpecific:/']]
     ])
+  })
+})
+
+describe('ingress defaults and wildcard TLS', { concurrency: true }, () => {
+  it('a host without paths gets / (Prefix); a path without pathType gets Prefix', async () => {
+    const r = await render({
+      ingress: {
+        hosts: [{ host: 'relay.token.place' }, { host: 'api.token.place', paths: [{ path: '/v1' }, { path: '/healthz', pathType: 'Exact' }] }],
+        tls: [{ secretName: 'relay-tls', hosts: ['relay.token.place', 'api.token.place'] }]
+      }
+    })
+    assert.deepEqual(r.one('Ingress').spec.rules.map((rule: any) => [rule.host, rule.http.paths.map((p: any) => `${p.pathType}:${p.path}`)]), [
+      ['relay.token.place', ['Prefix:/']],
+      ['api.token.place', ['Prefix:/v1', 'Exact:/healthz']]
+    ])
+  })
+
+  it('paths emptied with null, [] or --set {} also mean / (Prefix)', async () => {
+    const tls = [{ hosts: ['relay.token.place'] }]
+    const rendered = await Promise.all([
+      render({ ingress: { hosts: [{ host: 'relay.token.place', paths: null }], tls } }),
+      render({ ingress: { hosts: [{ host: 'relay.token.place', paths: [] }], tls } }),
+      render({ ingress: { hosts: [{ host: 'relay.token.place' }], tls } }, { args: ['--set', 'ingress.hosts[0].paths={}'] })
+    ])
+    for (const r of rendered) assert.deepEqual(r.one('Ingress').spec.rules[0].http.paths.map((p: any) => `${p.pathType}:${p.path}`), ['Prefix:/'])
+  })
+
+  it('a host under a wildcard TLS entry is accepted; a TLS entry without secretName gets <fullname>-tls', async () => {
+    const r = await render({
+      ingress: {
+        hosts: [{ host: 'relay.mydomain.org' }, { host: 'api.mydomain.org' }, { host: 'relay.token.place' }],
+        tls: [{ hosts: ['*.mydomain.org'] }, { hosts: ['relay.token.place'] }]
+      }
+    })
+    assert.deepEqual(r.one('Ingress').spec.tls, [
+      { secretName: `${FULLNAME}-tls`, hosts: ['*.mydomain.org'] },
+      { secretName: `${FULLNAME}-tls-1`, hosts: ['relay.token.place'] }
+    ])
+    assert.deepEqual(r.one('Ingress').spec.rules.map((rule: any) => rule.host), ['relay.mydomain.org', 'api.mydomain.org', 'relay.token.place'])
+  })
+
+  it('a wildcard ingress host is covered by the same wildcard in TLS', async () => {
+    const r = await render({ ingress: { hosts: [{ host: '*.mydomain.org' }], tls: [{ secretName: 'wildcard-tls', hosts: ['*.mydomain.org'] }] } })
+    assert.equal(r.one('Ingress').spec.rules[0].host, '*.mydomain.org')
   })
 })
 
@@ -489,6 +621,31 @@ describe('metrics.serviceMonitor', { concurrency: true }, () => {
       authorization: { type: 'Bearer', credentials: { name: 'relay-metrics', key: 'bearer' } }
     }])
     assert.deepEqual(r.env.RELAY_METRICS_TOKEN, 'secret:relay-metrics/bearer')
+  })
+
+  it('relabelings, metricRelabelings, jobLabel, honorLabels land in the ServiceMonitor; namespace moves only the object', async () => {
+    const relabelings = [{ targetLabel: 'cluster', replacement: 'pi-cluster' }]
+    const metricRelabelings = [{ sourceLabels: ['__name__'], regex: 'nodejs_.*', action: 'drop' }]
+    const r = await render({
+      metrics: { serviceMonitor: { enabled: true, namespace: 'monitoring', jobLabel: 'app.kubernetes.io/name', honorLabels: true, relabelings, metricRelabelings } }
+    })
+    const sm = r.one('ServiceMonitor')
+    assert.equal(sm.metadata.namespace, 'monitoring')
+    assert.deepEqual(sm.spec.namespaceSelector, { matchNames: [NAMESPACE] }, 'it still selects the release\'s namespace')
+    assert.ok(selects(sm.spec.selector.matchLabels, r.relayService.metadata.labels))
+    assert.equal(sm.spec.jobLabel, 'app.kubernetes.io/name')
+    assert.ok(sm.spec.jobLabel in (r.relayService.metadata.labels ?? {}), 'the job label is one the Service carries')
+    const [endpoint] = sm.spec.endpoints
+    assert.equal(endpoint.honorLabels, true)
+    assert.deepEqual(endpoint.relabelings, relabelings)
+    assert.deepEqual(endpoint.metricRelabelings, metricRelabelings)
+  })
+
+  it('the ServiceMonitor options left at their defaults render nothing', async () => {
+    const sm = (await render({ metrics: { serviceMonitor: { enabled: true } } })).one('ServiceMonitor')
+    assert.equal(sm.metadata.namespace, NAMESPACE)
+    assert.equal(sm.spec.jobLabel, undefined)
+    for (const key of ['honorLabels', 'relabelings', 'metricRelabelings']) assert.equal(sm.spec.endpoints[0][key], undefined, key)
   })
 
   it('admits Prometheus through the NetworkPolicy only when the ServiceMonitor is on', async () => {

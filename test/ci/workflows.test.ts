@@ -123,7 +123,7 @@ for (const file of files) {
     }
   })
 
-  test(`${file}: least privilege: top-level permissions read-only, writes only where an image is pushed`, () => {
+  test(`${file}: least privilege: top-level permissions read-only, writes only where an image or the chart is pushed`, () => {
     assert.ok(workflow.permissions !== undefined, 'top-level permissions are declared')
     assert.ok(typeof workflow.permissions === 'object', 'not a blanket read-all/write-all')
     for (const [scope, access] of Object.entries(workflow.permissions)) assert.notEqual(access, 'write', `top-level ${scope}: write`)
@@ -132,8 +132,9 @@ for (const file of files) {
       const writes = Object.entries(job.permissions ?? {}).filter(([, access]) => access === 'write').map(([scope]) => scope)
       if (writes.length === 0) continue
       assert.deepEqual(writes, ['packages'], `${id}: the only write permission is packages`)
-      const pushes = (job.steps ?? []).some((step) => step.uses?.startsWith('docker/build-push-action@') === true && step.with?.push === true)
-      assert.ok(pushes, `${id} has packages: write, so it must be the job that pushes the image`)
+      const pushesImage = (job.steps ?? []).some((step) => step.uses?.startsWith('docker/build-push-action@') === true && step.with?.push === true)
+      const pushesChart = (job.steps ?? []).some((step) => /scripts\/helm push /.test(step.run ?? ''))
+      assert.ok(pushesImage !== pushesChart, `${id} has packages: write, so it must be the job that pushes the image, or the one that pushes the chart`)
     }
   })
 
@@ -292,5 +293,121 @@ test('the release version gate: package.json version, and a v* tag must match it
     assert.equal(status, expected, `${JSON.stringify(env)}: ${output}`)
     if (expected === 0) assert.equal(written, 'version=1.2.3\n')
     else assert.match(output, /::error::tag \S+ does not match package\.json's version 1\.2\.3/)
+  }
+})
+
+// ------------------------------------------------------------------------------------ the chart on GHCR
+const chartJob = release.jobs.chart as Job
+const chartStep = (id: string): Step => {
+  const found = (chartJob.steps ?? []).find((s) => s.id === id || s.name === id)
+  assert.ok(found, `the chart job has a step ${id}`)
+  return found
+}
+
+test('release.yml: the chart job pushes after the image, with packages: write and nothing else', () => {
+  assert.ok(chartJob !== undefined, 'a chart job')
+  assert.deepEqual([chartJob.needs].flat().sort(), ['checks', 'image', 'prepare'])
+  assert.deepEqual(chartJob.permissions, { contents: 'read', packages: 'write' })
+  const version = chartStep('chart-version')
+  assert.equal(version.env?.VERSION, expr('needs.prepare.outputs.version'), 'versioned with the image: from the same version as the image job')
+  const pkg = chartStep('helm package')
+  assert.equal(pkg.env?.CHART_VERSION, expr('steps.chart-version.outputs.chart-version'))
+  assert.equal(pkg.env?.APP_VERSION, expr('steps.chart-version.outputs.app-version'))
+  assert.match(pkg.run ?? '', /^bash scripts\/helm package charts\/tokenplace-relay --version "\$CHART_VERSION" --app-version "\$APP_VERSION" --destination "\$RUNNER_TEMP\/chart"$/)
+  const login = chartStep('Log in to GHCR')
+  assert.equal(login.env?.GHCR_TOKEN, expr('secrets.GITHUB_TOKEN'))
+  assert.match(login.run ?? '', /scripts\/helm registry login ghcr\.io --username "\$GHCR_USER" --password-stdin/, 'the token goes on stdin, never on the command line')
+  assert.match(chartStep('helm push').run ?? '', /scripts\/helm push "\$RUNNER_TEMP\/chart\/tokenplace-relay-\$CHART_VERSION\.tgz" "oci:\/\/ghcr\.io\/\$\{GITHUB_REPOSITORY_OWNER,,\}\/charts"/)
+})
+
+test('the chart version gate: a tag gives the image\'s version, main a pre-release that defaults to the image\'s sha- tag', () => {
+  const script = chartStep('chart-version').run as string
+  const sha = 'abc1234def5678900000000000000000000000000'
+  const semver = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-((0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(\.(0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?$/
+  const cases: Array<[Record<string, string>, string]> = [
+    [{ GITHUB_REF_TYPE: 'tag', GITHUB_REF_NAME: 'v1.2.3' }, 'chart-version=1.2.3\napp-version=1.2.3\n'],
+    [{ GITHUB_REF_TYPE: 'branch', GITHUB_REF_NAME: 'main' }, 'chart-version=1.2.3-sha-abc1234\napp-version=sha-abc1234\n']
+  ]
+  for (const [env, expected] of cases) {
+    const { status, output, dir } = runStep(script, {}, { VERSION: '1.2.3', GITHUB_SHA: sha, ...env })
+    const written = readFileSync(join(dir, 'output'), 'utf8')
+    rmSync(dir, { recursive: true })
+    assert.equal(status, 0, output)
+    assert.equal(written, expected)
+    assert.match(/chart-version=(.*)/.exec(written)?.[1] ?? '', semver, 'Helm needs a SemVer 2 version')
+  }
+  // The image job tags sha-<7 characters> (docker/metadata-action's short sha): the same as app-version.
+  assert.ok(String(step('docker/metadata-action').with?.tags).includes('type=sha,prefix=sha-,format=short'))
+})
+
+test('the chart job\'s steps, run with the real helm package and a stand-in for the registry', { timeout: 120_000 }, async () => {
+  // A `helm` first on PATH: `package` runs the real Helm (offline); registry login, push and show
+  // chart, which need GHCR, are recorded and answered from the package that was built.
+  const realHelm = spawnSync('bash', [join(ROOT, 'scripts/helm'), '--print-path'], { encoding: 'utf8' }).stdout.trim()
+  assert.ok(realHelm !== '', 'scripts/helm provides helm')
+  const dir = mkdtempSync(join(tmpdir(), 'relay-chart-job-'))
+  try {
+    const bin = join(dir, 'bin')
+    mkdirSync(bin)
+    writeFileSync(join(bin, 'helm'), `#!/bin/bash
+printf '%s\\n' "$*" >> "${dir}/calls"
+case "$1" in
+  package) exec "${realHelm}" "$@" ;;
+  registry) cat > "${dir}/password" ;;
+  push) [ -f "$2" ] || { echo "no such package: $2" >&2; exit 1; }; tar -xzOf "$2" tokenplace-relay/Chart.yaml > "${dir}/pushed-Chart.yaml" ;;
+  show) cat "${dir}/pushed-Chart.yaml" ;;
+  *) exit 2 ;;
+esac
+`, { mode: 0o755 })
+    const runner = join(dir, 'runner')
+    mkdirSync(runner)
+    const env = {
+      ...process.env,
+      PATH: `${bin}:${process.env.PATH ?? ''}`,
+      KUBECONFIG: '/dev/null',
+      HELM_CACHE_HOME: join(dir, 'helm-cache'),
+      HELM_CONFIG_HOME: join(dir, 'helm-config'),
+      HELM_DATA_HOME: join(dir, 'helm-data'),
+      RUNNER_TEMP: runner,
+      GITHUB_OUTPUT: join(dir, 'output'),
+      GITHUB_STEP_SUMMARY: join(dir, 'summary'),
+      GITHUB_REPOSITORY_OWNER: 'TokenPlace',
+      GITHUB_REF_TYPE: 'branch',
+      GITHUB_SHA: 'abc1234def5678900000000000000000000000000',
+      VERSION: '1.2.3',
+      CHART_VERSION: '1.2.3-sha-abc1234',
+      APP_VERSION: 'sha-abc1234',
+      GHCR_USER: 'relay-bot',
+      GHCR_TOKEN: 'not-a-real-token'
+    }
+    for (const id of ['chart-version', 'helm package', 'Log in to GHCR', 'helm push', 'Check the pushed chart']) {
+      const result = spawnSync('bash', ['-e', '-c', chartStep(id).run as string], { cwd: ROOT, encoding: 'utf8', env })
+      assert.equal(result.status, 0, `${id}: ${result.stdout}${result.stderr}`)
+    }
+    const calls = readFileSync(join(dir, 'calls'), 'utf8').trim().split('\n')
+    assert.deepEqual(calls.slice(1), [
+      'registry login ghcr.io --username relay-bot --password-stdin',
+      `push ${runner}/chart/tokenplace-relay-1.2.3-sha-abc1234.tgz oci://ghcr.io/tokenplace/charts`,
+      'show chart oci://ghcr.io/tokenplace/charts/tokenplace-relay --version 1.2.3-sha-abc1234'
+    ])
+    assert.equal(readFileSync(join(dir, 'password'), 'utf8'), 'not-a-real-token')
+    assert.ok(!calls.join('\n').includes('not-a-real-token'), 'the token is on no command line')
+    const pushed = parse(readFileSync(join(dir, 'pushed-Chart.yaml'), 'utf8')) as { version: string, appVersion: string }
+    assert.deepEqual([pushed.version, pushed.appVersion], ['1.2.3-sha-abc1234', 'sha-abc1234'])
+    assert.match(readFileSync(join(dir, 'summary'), 'utf8'), /helm upgrade --install relay oci:\/\/ghcr\.io\/tokenplace\/charts\/tokenplace-relay --version 1\.2\.3-sha-abc1234/)
+    // The packaged chart runs the image this release pushed.
+    const rendered = spawnSync(realHelm, ['template', 'relay', join(runner, 'chart', 'tokenplace-relay-1.2.3-sha-abc1234.tgz'), '--show-only', 'templates/deployment.yaml'], { encoding: 'utf8', env })
+    assert.equal(rendered.status, 0, rendered.stderr)
+    assert.match(rendered.stdout, /image: "ghcr\.io\/tokenplace\/tokenplace-relay:sha-abc1234"/)
+
+    // A push that fails, or a registry that shows another version, fails the job.
+    writeFileSync(join(dir, 'pushed-Chart.yaml'), 'apiVersion: v2\nname: tokenplace-relay\nversion: 1.2.2\nappVersion: 1.2.2\n')
+    const check = spawnSync('bash', ['-e', '-c', chartStep('Check the pushed chart').run as string], { cwd: ROOT, encoding: 'utf8', env })
+    assert.equal(check.status, 1)
+    assert.match(check.stdout, /::error::oci:\/\/ghcr\.io\/tokenplace\/charts\/tokenplace-relay has no version 1\.2\.3-sha-abc1234/)
+    const missing = spawnSync('bash', ['-e', '-c', chartStep('helm push').run as string], { cwd: ROOT, encoding: 'utf8', env: { ...env, CHART_VERSION: '9.9.9' } })
+    assert.notEqual(missing.status, 0)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
   }
 })

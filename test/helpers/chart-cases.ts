@@ -56,13 +56,33 @@ export const MATRIX: ChartCase[] = [
     values: { gpuExternalName: { enabled: false }, upstream: { url: 'https://gpu-box.token.place:8443/v1' } }
   },
   {
+    name: 'https upstream with a private CA and extra volumes',
+    values: {
+      ...REAL_VALUES,
+      upstream: { url: 'https://gpu-box.lan.token.place:8443', ca: { existingConfigMap: 'gpu-ca' } },
+      gpuExternalName: { enabled: false },
+      extraVolumes: [{ name: 'client-cert', secret: { secretName: 'gpu-client-cert' } }],
+      extraVolumeMounts: [{ name: 'client-cert', mountPath: '/etc/client-cert', readOnly: true }]
+    }
+  },
+  {
     name: 'everything on',
     values: {
       ...REAL_VALUES,
       imagePullSecrets: [{ name: 'ghcr-pull' }],
       relay: { trustProxy: ['10.42.0.0/16'], metricsToken: { existingSecret: 'relay-metrics' } },
       extraEnv: [{ name: 'RELAY_METRICS_MAX_ENDPOINTS', value: '50' }],
-      metrics: { serviceMonitor: { enabled: true } },
+      metrics: {
+        serviceMonitor: {
+          enabled: true,
+          labels: { release: 'kube-prometheus-stack' },
+          namespace: 'monitoring',
+          jobLabel: 'app.kubernetes.io/name',
+          honorLabels: true,
+          relabelings: [{ targetLabel: 'cluster', replacement: 'pi-cluster' }],
+          metricRelabelings: [{ sourceLabels: ['__name__'], regex: 'nodejs_.*', action: 'drop' }]
+        }
+      },
       autoscaling: { enabled: true, behavior: { scaleDown: { stabilizationWindowSeconds: 600 } } },
       networkPolicy: {
         egressCidrs: ['192.168.1.50/32'],

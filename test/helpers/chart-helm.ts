@@ -174,6 +174,62 @@ export async function renderNotes (values: object = {}, args: string[] = []): Pr
   return doc.notes
 }
 
+/** What `helm install --dry-run=client` shows an operator: every object (test hooks included) and NOTES. */
+export interface Installed {
+  rendered: Rendered
+  notes: string
+}
+
+let helmMajor: Promise<number> | undefined
+
+function findHelmMajor (): Promise<number> {
+  helmMajor ??= helm(['version', '--short']).then((result) => Number(/^v(\d+)\./.exec(result.stdout.trim())?.[1] ?? NaN))
+  return helmMajor
+}
+
+/**
+ * `helm install --dry-run=client`, as an operator runs it: schema, templates, `fail`s and NOTES.txt in
+ * one go, with no cluster (KUBECONFIG=/dev/null). Throws with helm's error when the install is refused.
+ * Helm 3's client dry run still checks that a cluster is reachable, so there the same checks run as
+ * `helm template` plus the rendered NOTES.txt.
+ */
+export async function installDryRun (values: object = {}, args: string[] = []): Promise<Installed> {
+  const result = await installDryRunResult(values, args)
+  if (result.code !== 0) throw new Error(`helm install --dry-run=client failed for values ${JSON.stringify(values)} ${args.join(' ')}:\n${result.stderr}`)
+  return parseInstall(result.stdout)
+}
+
+/** `helm install --dry-run=client` that must be refused; returns helm's error output. */
+export async function installDryRunError (values: object = {}, args: string[] = []): Promise<string> {
+  const result = await installDryRunResult(values, args)
+  if (result.code === 0) throw new Error(`helm install --dry-run=client succeeded but was expected to fail, for values ${JSON.stringify(values)} ${args.join(' ')}`)
+  return result.stderr
+}
+
+async function installDryRunResult (values: object, args: string[]): Promise<HelmResult> {
+  const stdin = JSON.stringify(values)
+  if (await findHelmMajor() < 4) {
+    const template = await helm(['template', RELEASE, CHART_DIR, '--namespace', NAMESPACE, '-f', '-', ...args], stdin)
+    if (template.code !== 0) return template
+    const notes = await renderNotes(values, args)
+    const objects = parseObjects(template.stdout)
+    const hooks = objects.filter((o) => o.metadata.annotations?.['helm.sh/hook'] !== undefined)
+    const manifest = objects.filter((o) => !hooks.includes(o))
+    return { ...template, stdout: JSON.stringify({ manifest: stringifyAll(manifest), hooks: hooks.map((o) => ({ manifest: JSON.stringify(o) })), info: { notes } }) }
+  }
+  return await helm(['install', RELEASE, CHART_DIR, '--namespace', NAMESPACE, '--dry-run=client', '--output', 'json', '-f', '-', ...args], stdin)
+}
+
+function stringifyAll (objects: K8sObject[]): string {
+  return objects.map((o) => `---\n${JSON.stringify(o)}\n`).join('')
+}
+
+function parseInstall (stdout: string): Installed {
+  const release = JSON.parse(stdout) as { manifest: string, hooks?: Array<{ manifest: string }>, info: { notes?: string } }
+  const objects = [...parseObjects(release.manifest), ...(release.hooks ?? []).flatMap((hook) => parseObjects(hook.manifest))]
+  return { rendered: new Rendered(objects), notes: release.info.notes ?? '' }
+}
+
 export function parseObjects (text: string): K8sObject[] {
   const objects: K8sObject[] = []
   for (const doc of parseAllDocuments(text)) {

@@ -71,6 +71,20 @@ app.kubernetes.io/component: gpu-upstream
 app.kubernetes.io/component: test
 {{- end }}
 
+{{/* Lists ------------------------------------------------------------------------------------------
+  A list value as a JSON list without empty entries, for `fromJsonArray`. Every list value goes through
+  it, so null (Helm drops the key), [] and `--set key={}` (which Helm turns into [""]) all mean an
+  empty list instead of crashing a template or failing a pattern. */}}
+{{- define "tokenplace-relay.list" -}}
+{{- $items := list }}
+{{- if kindIs "slice" . }}
+{{- range . }}
+{{- if not (or (kindIs "invalid" .) (and (kindIs "string" .) (eq . ""))) }}{{ $items = append $items . }}{{ end }}
+{{- end }}
+{{- end }}
+{{- toJson $items }}
+{{- end }}
+
 {{/* Image ------------------------------------------------------------------------------------- */}}
 
 {{/* repository@sha256:… when a digest is set, else repository:tag (tag defaults to appVersion). */}}
@@ -108,17 +122,50 @@ app.kubernetes.io/component: test
 
 {{/* Upstream ----------------------------------------------------------------------------------- */}}
 
-{{/* Host of upstream.url, without port or brackets. */}}
+{{/* The URL the relay forwards to (UPSTREAM_URL): upstream.url when set, else the GPU Service on its
+  port, http://<gpuExternalName.name>:<gpuExternalName.port>. _validate.tpl refuses an empty
+  upstream.url without the GPU Service. */}}
+{{- define "tokenplace-relay.upstreamUrl" -}}
+{{- if .Values.upstream.url }}
+{{- .Values.upstream.url }}
+{{- else }}
+{{- printf "http://%s:%d" .Values.gpuExternalName.name (int64 .Values.gpuExternalName.port) }}
+{{- end }}
+{{- end }}
+
+{{/* Host of the upstream URL, without port or brackets. */}}
 {{- define "tokenplace-relay.upstreamHost" -}}
-{{- $u := urlParse .Values.upstream.url }}
+{{- $u := urlParse (include "tokenplace-relay.upstreamUrl" .) }}
 {{- regexReplaceAll "^\\[(.*)\\]$" (regexReplaceAll "(:[0-9]*)$" $u.host "") "${1}" }}
 {{- end }}
 
-{{/* Port of upstream.url: explicit, or 80/443 from the scheme. */}}
+{{/* Port of the upstream URL: explicit, or 80/443 from the scheme. */}}
 {{- define "tokenplace-relay.upstreamPort" -}}
-{{- $u := urlParse .Values.upstream.url }}
+{{- $u := urlParse (include "tokenplace-relay.upstreamUrl" .) }}
 {{- $port := regexFind ":[0-9]+$" $u.host | trimPrefix ":" }}
 {{- if $port }}{{ $port }}{{ else if eq $u.scheme "https" }}443{{ else }}80{{ end }}
+{{- end }}
+
+{{/* Where the upstream CA (upstream.ca) is mounted, and the file NODE_EXTRA_CA_CERTS names; "" when
+  no CA is set. */}}
+{{- define "tokenplace-relay.upstreamCaDir" -}}/etc/tokenplace-relay/upstream-ca{{- end }}
+{{- define "tokenplace-relay.upstreamCaFile" -}}
+{{- if or .Values.upstream.ca.existingConfigMap .Values.upstream.ca.existingSecret }}
+{{- printf "%s/%s" (include "tokenplace-relay.upstreamCaDir" .) .Values.upstream.ca.key }}
+{{- end }}
+{{- end }}
+
+{{/* Whether the relay reaches the GPU host through the GPU Service this chart renders: "true" or "".
+  True when the upstream host is the Service's name, short or qualified (gpu-server, gpu-server.<ns>,
+  gpu-server.<ns>.svc, gpu-server.<ns>.svc.<cluster domain>). An upstream.url on another host leaves
+  the Service unused: NOTES.txt says so. */}}
+{{- define "tokenplace-relay.gpuServiceUsed" -}}
+{{- $gpu := .Values.gpuExternalName }}
+{{- if $gpu.enabled }}
+{{- $host := include "tokenplace-relay.upstreamHost" . }}
+{{- $names := list $gpu.name (printf "%s.%s" $gpu.name .Release.Namespace) (printf "%s.%s.svc" $gpu.name .Release.Namespace) }}
+{{- if or (has $host $names) (hasPrefix (printf "%s.%s.svc." $gpu.name .Release.Namespace) $host) }}true{{ end }}
+{{- end }}
 {{- end }}
 
 {{/* Whether the headless GPU Service (with fixed endpoint IPs) is rendered: "true" or "". */}}
@@ -129,8 +176,60 @@ app.kubernetes.io/component: test
 {{/* The IPv4 endpoints of the GPU host in headless mode, without duplicates, as a JSON list. */}}
 {{- define "tokenplace-relay.headlessEndpoints" -}}
 {{- if include "tokenplace-relay.headless" . }}
-{{- .Values.gpuExternalName.headless.endpoints | uniq | toJson }}
+{{- (include "tokenplace-relay.list" .Values.gpuExternalName.headless.endpoints | fromJsonArray) | uniq | toJson }}
 {{- else }}[]{{ end }}
+{{- end }}
+
+{{/* Ingress -------------------------------------------------------------------------------------- */}}
+
+{{/* ingress.hosts as a JSON list of {host, paths}: a host without paths gets `/` (Prefix), a path
+  without pathType gets Prefix, so `--set ingress.hosts[0].host=relay.your-domain.org` is enough
+  (Helm replaces the whole list, dropping the default's paths). */}}
+{{- define "tokenplace-relay.ingressHosts" -}}
+{{- $hosts := list }}
+{{- range include "tokenplace-relay.list" .Values.ingress.hosts | fromJsonArray }}
+{{- $paths := list }}
+{{- range include "tokenplace-relay.list" .paths | fromJsonArray }}
+{{- $paths = append $paths (dict "path" .path "pathType" (default "Prefix" .pathType)) }}
+{{- end }}
+{{- $hosts = append $hosts (dict "host" .host "paths" (default (list (dict "path" "/" "pathType" "Prefix")) $paths)) }}
+{{- end }}
+{{- toJson $hosts }}
+{{- end }}
+
+{{/* ingress.tls as a JSON list of {secretName, hosts}: an entry without secretName gets
+  <fullname>-tls (then -tls-1, -tls-2, ...), so `--set ingress.tls[0].hosts[0]=...` is enough too. */}}
+{{- define "tokenplace-relay.ingressTls" -}}
+{{- $entries := list }}
+{{- $fullname := include "tokenplace-relay.fullname" . }}
+{{- range $i, $entry := include "tokenplace-relay.list" .Values.ingress.tls | fromJsonArray }}
+{{- $fallback := ternary (printf "%s-tls" $fullname) (printf "%s-tls-%d" $fullname $i) (eq $i 0) }}
+{{- $entries = append $entries (dict "secretName" (default $fallback $entry.secretName) "hosts" (include "tokenplace-relay.list" $entry.hosts | fromJsonArray)) }}
+{{- end }}
+{{- toJson $entries }}
+{{- end }}
+
+{{/* Whether a TLS host name covers an ingress host: the same name, or a wildcard `*.domain` for a
+  host one label below it (TLS wildcards match exactly one label: *.mydomain.org covers
+  relay.mydomain.org, not mydomain.org or a.relay.mydomain.org). Called with (list tlsHost host). */}}
+{{- define "tokenplace-relay.tlsCovers" -}}
+{{- $tlsHost := index . 0 }}
+{{- $host := index . 1 }}
+{{- if eq $tlsHost $host }}true
+{{- else if and (hasPrefix "*." $tlsHost) (not (hasPrefix "*." $host)) (contains "." $host) (eq (trimPrefix "*." $tlsHost) (regexReplaceAll "^[^.]+\\." $host "")) }}true
+{{- end }}
+{{- end }}
+
+{{/* The CIDRs the NetworkPolicy lets the relay reach on the upstream port, as a JSON list:
+  networkPolicy.egressCidrs, plus the headless endpoint IPs while the relay dials the GPU Service. */}}
+{{- define "tokenplace-relay.egressCidrs" -}}
+{{- $cidrs := include "tokenplace-relay.list" .Values.networkPolicy.egressCidrs | fromJsonArray }}
+{{- if include "tokenplace-relay.gpuServiceUsed" . }}
+{{- range include "tokenplace-relay.headlessEndpoints" . | fromJsonArray }}
+{{- $cidrs = append $cidrs (printf "%s/32" .) }}
+{{- end }}
+{{- end }}
+{{- $cidrs | uniq | toJson }}
 {{- end }}
 
 {{/* Pod selector of the chart's helm test pod (admitted by the NetworkPolicy). */}}
@@ -140,43 +239,97 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: test
 {{- end }}
 
-{{/* Placeholders still in use, as a list of lines for NOTES.txt. */}}
+{{/* Placeholders still in use, as a JSON list of lines for NOTES.txt: each names the value and what
+  to set instead. A placeholder that no longer matters (the GPU host while upstream.url bypasses the
+  GPU Service) is not listed. */}}
 {{- define "tokenplace-relay.placeholders" -}}
 {{- $doc := list "192.0.2." "198.51.100." "203.0.113." }}
 {{- $lines := list }}
 {{- $exampleHost := "(^|\\.)example\\.(com|net|org)$|\\.(example|invalid|test)$" }}
-{{- if and .Values.gpuExternalName.enabled (not .Values.gpuExternalName.headless.enabled) (regexMatch $exampleHost .Values.gpuExternalName.host) }}
-{{- $lines = append $lines (printf "gpuExternalName.host=%s is an example name: set it to your GPU host's DNS name." .Values.gpuExternalName.host) }}
+{{- $gpuUsed := include "tokenplace-relay.gpuServiceUsed" . }}
+{{- if and $gpuUsed (not .Values.gpuExternalName.headless.enabled) (regexMatch $exampleHost .Values.gpuExternalName.host) }}
+{{- $lines = append $lines (printf "gpuExternalName.host=%s is an example name: set it to your GPU host's DNS name, e.g. --set gpuExternalName.host=gpu-box.lan.your-domain.org (or pin its IP: --set gpuExternalName.headless.enabled=true --set gpuExternalName.headless.endpoints={192.168.1.50})." .Values.gpuExternalName.host) }}
 {{- end }}
-{{- if include "tokenplace-relay.headless" . }}
-{{- range .Values.gpuExternalName.headless.endpoints }}
+{{- if not $gpuUsed }}
+{{- $upstreamHost := include "tokenplace-relay.upstreamHost" . }}
+{{- if regexMatch $exampleHost $upstreamHost }}
+{{- $lines = append $lines (printf "upstream.url names %s, an example name: set it to your GPU server's URL." $upstreamHost) }}
+{{- end }}
+{{- end }}
+{{- if and (include "tokenplace-relay.headless" .) $gpuUsed }}
+{{- range include "tokenplace-relay.headlessEndpoints" . | fromJsonArray }}
 {{- $ip := . }}
 {{- range $doc }}{{ if hasPrefix . $ip }}
-{{- $lines = append $lines (printf "gpuExternalName.headless.endpoints has %s, a documentation address: set your GPU host's IP." $ip) }}
+{{- $lines = append $lines (printf "gpuExternalName.headless.endpoints has %s, a documentation address: set your GPU host's IP, e.g. --set gpuExternalName.headless.endpoints={192.168.1.50}." $ip) }}
 {{- end }}{{ end }}
 {{- end }}
 {{- end }}
 {{- if .Values.networkPolicy.enabled }}
-{{- range .Values.networkPolicy.egressCidrs }}
+{{- range include "tokenplace-relay.list" .Values.networkPolicy.egressCidrs | fromJsonArray }}
 {{- $cidr := . }}
 {{- range $doc }}{{ if hasPrefix . $cidr }}
-{{- if include "tokenplace-relay.headless" $ }}
-{{- $lines = append $lines (printf "networkPolicy.egressCidrs has %s, a documentation range (headless mode already allows the endpoint IPs: remove it)." $cidr) }}
+{{- if and (include "tokenplace-relay.headless" $) $gpuUsed }}
+{{- $lines = append $lines (printf "networkPolicy.egressCidrs has %s, a documentation range (headless mode already allows the endpoint IPs: remove it with --set networkPolicy.egressCidrs={})." $cidr) }}
 {{- else }}
-{{- $lines = append $lines (printf "networkPolicy.egressCidrs has %s, a documentation range: set your GPU host's IP, e.g. 192.168.1.50/32." $cidr) }}
+{{- $lines = append $lines (printf "networkPolicy.egressCidrs has %s, a documentation range: set your GPU host's IP, e.g. 192.168.1.50/32: --set networkPolicy.egressCidrs={192.168.1.50/32}." $cidr) }}
 {{- end }}
 {{- end }}{{ end }}
 {{- end }}
 {{- end }}
 {{- if .Values.ingress.enabled }}
-{{- range .Values.ingress.hosts }}
+{{- $hostNames := list }}
+{{- range include "tokenplace-relay.ingressHosts" . | fromJsonArray }}
+{{- $hostNames = append $hostNames .host }}
 {{- if regexMatch $exampleHost .host }}
-{{- $lines = append $lines (printf "ingress host %s is an example name: set ingress.hosts and ingress.tls to your domain." .host) }}
+{{- $lines = append $lines (printf "ingress host %s is an example name: set ingress.hosts and ingress.tls to your domain, e.g. --set ingress.hosts[0].host=relay.your-domain.org --set ingress.tls[0].hosts[0]=relay.your-domain.org." .host) }}
+{{- end }}
+{{- end }}
+{{- range include "tokenplace-relay.ingressTls" . | fromJsonArray }}
+{{- range .hosts }}
+{{- if and (regexMatch $exampleHost .) (not (has . $hostNames)) }}
+{{- $lines = append $lines (printf "ingress.tls lists %s, an example name: cert-manager can't get a certificate for it, which fails the whole entry; list only your own hosts in ingress.tls." .) }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}
 {{- if contains "your-org" .Values.image.repository }}
 {{- $lines = append $lines (printf "image.repository=%s still names the example organisation." .Values.image.repository) }}
+{{- end }}
+{{- toJson $lines }}
+{{- end }}
+
+{{/* Settings that install but probably do not do what the operator wants, as a JSON list of lines
+  for NOTES.txt, each saying what to set. */}}
+{{- define "tokenplace-relay.warnings" -}}
+{{- $lines := list }}
+{{- $np := .Values.networkPolicy }}
+{{- $sm := .Values.metrics.serviceMonitor }}
+{{- if and $sm.enabled (not $sm.labels) }}
+{{- $lines = append $lines "metrics.serviceMonitor.labels is empty: kube-prometheus-stack's Prometheus only selects ServiceMonitors labelled with its release (release: <its Helm release name>, unless its serviceMonitorSelector says otherwise), so it will ignore this one. Set e.g. --set metrics.serviceMonitor.labels.release=kube-prometheus-stack." }}
+{{- end }}
+{{- if and $sm.enabled $sm.jobLabel }}
+{{- $serviceLabels := include "tokenplace-relay.labels" . | fromYaml }}
+{{- if not (hasKey $serviceLabels $sm.jobLabel) }}
+{{- $lines = append $lines (printf "metrics.serviceMonitor.jobLabel=%s is not a label of the relay's Service, so Prometheus names the job after the Service instead; use one it has: %s." $sm.jobLabel (join ", " (keys $serviceLabels | sortAlpha))) }}
+{{- end }}
+{{- end }}
+{{- if and (include "tokenplace-relay.upstreamCaFile" .) (not (hasPrefix "https://" (include "tokenplace-relay.upstreamUrl" .))) }}
+{{- $lines = append $lines (printf "upstream.ca is set, but the relay dials %s over plain http, so the CA is never used: point upstream.url at the GPU server's https:// URL, or drop upstream.ca." (include "tokenplace-relay.upstreamUrl" .)) }}
+{{- end }}
+{{- if $np.enabled }}
+{{- $admitted := ternary "the ingress controller (Traefik), Prometheus and the chart's test pod" "the ingress controller (Traefik) and the chart's test pod" (and $sm.enabled true) }}
+{{- if and (ne .Values.service.type "ClusterIP") (not (include "tokenplace-relay.list" $np.extraIngress | fromJsonArray)) }}
+{{- $lines = append $lines (printf "service.type=%s, but the NetworkPolicy admits only %s: connections through the %s are dropped. Admit their sources with networkPolicy.extraIngress (e.g. [{from: [{ipBlock: {cidr: 192.168.1.0/24}}]}]), or keep service.type=ClusterIP and go through the Ingress." .Values.service.type $admitted (ternary "node port" "load balancer" (eq .Values.service.type "NodePort"))) }}
+{{- end }}
+{{- if and .Values.ingress.enabled (not (include "tokenplace-relay.list" $np.traefikPeers | fromJsonArray)) }}
+{{- $lines = append $lines "networkPolicy.traefikPeers is empty, so the NetworkPolicy admits no ingress controller and every request through the Ingress times out: set it to your controller's pods (k3s: app.kubernetes.io/name=traefik in kube-system)." }}
+{{- end }}
+{{- if and $sm.enabled (not (include "tokenplace-relay.list" $np.prometheusPeers | fromJsonArray)) }}
+{{- $lines = append $lines "networkPolicy.prometheusPeers is empty, so the NetworkPolicy admits no Prometheus and the ServiceMonitor's target stays down: set it to your Prometheus pods." }}
+{{- end }}
+{{- if and $np.allowDns (not (include "tokenplace-relay.list" $np.dnsPeers | fromJsonArray)) (not (regexMatch "^[0-9.]+$|:" (include "tokenplace-relay.upstreamHost" .))) }}
+{{- $lines = append $lines (printf "networkPolicy.dnsPeers is empty, so the NetworkPolicy allows no DNS and the relay can't resolve %s (readiness stays 503): set it to your cluster DNS pods (k3s: k8s-app=kube-dns in kube-system)." (include "tokenplace-relay.upstreamHost" .)) }}
+{{- end }}
 {{- end }}
 {{- toJson $lines }}
 {{- end }}

@@ -6,14 +6,18 @@ deployment.yaml. Types, formats and unknown keys are refused earlier by values.s
 {{- define "tokenplace-relay.validate" -}}
 {{- $ipv4 := "^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$" }}
 {{- $gpu := .Values.gpuExternalName }}
+{{- $endpoints := include "tokenplace-relay.list" $gpu.headless.endpoints | fromJsonArray }}
+{{- $egressCidrs := include "tokenplace-relay.list" .Values.networkPolicy.egressCidrs | fromJsonArray }}
+{{- $hosts := include "tokenplace-relay.ingressHosts" . | fromJsonArray }}
+{{- $tls := include "tokenplace-relay.ingressTls" . | fromJsonArray }}
 
 {{- /* GPU Service ------------------------------------------------------------------------------ */}}
 {{- if $gpu.enabled }}
 {{- if $gpu.headless.enabled }}
-{{- if not $gpu.headless.endpoints }}
+{{- if not $endpoints }}
 {{- fail "gpuExternalName.headless.enabled=true needs the GPU host's IPv4 address(es) in gpuExternalName.headless.endpoints, e.g. --set gpuExternalName.headless.endpoints={192.168.1.50}" }}
 {{- end }}
-{{- range $gpu.headless.endpoints }}
+{{- range $endpoints }}
 {{- if not (regexMatch $ipv4 (toString .)) }}
 {{- fail (printf "gpuExternalName.headless.endpoints: %q is not an IPv4 address (write it like 192.168.1.50, without a prefix length or port)" (toString .)) }}
 {{- end }}
@@ -23,39 +27,42 @@ deployment.yaml. Types, formats and unknown keys are refused earlier by values.s
 {{- end }}
 {{- else }}
 {{- if not $gpu.host }}
-{{- fail "gpuExternalName.host is empty: set it to the DNS name of the GPU host (e.g. gpu-box.lan.example.org), or use headless mode with an IP (gpuExternalName.headless.enabled=true, gpuExternalName.headless.endpoints={192.168.1.50})" }}
+{{- fail "gpuExternalName.host is empty: set it to the DNS name of the GPU host (e.g. gpu-box.lan.example.org), use headless mode with an IP (gpuExternalName.headless.enabled=true, gpuExternalName.headless.endpoints={192.168.1.50}), or set gpuExternalName.enabled=false when upstream.url reaches the GPU host directly" }}
 {{- end }}
 {{- end }}
 {{- if or (regexMatch $ipv4 $gpu.host) (contains ":" $gpu.host) }}
 {{- fail (printf "gpuExternalName.host=%s is an IP address, but an ExternalName Service can only carry a DNS name: set gpuExternalName.host to the GPU host's DNS name, or pin the IP with --set gpuExternalName.headless.enabled=true --set gpuExternalName.headless.endpoints={%s}" $gpu.host $gpu.host) }}
 {{- end }}
 
-{{- /* upstream.url must reach the GPU Service the chart creates, on its port. */}}
-{{- $host := include "tokenplace-relay.upstreamHost" . }}
-{{- $port := include "tokenplace-relay.upstreamPort" . }}
-{{- $names := list $gpu.name (printf "%s.%s" $gpu.name .Release.Namespace) (printf "%s.%s.svc" $gpu.name .Release.Namespace) }}
-{{- if not (or (has $host $names) (hasPrefix (printf "%s.%s.svc." $gpu.name .Release.Namespace) $host)) }}
-{{- fail (printf "upstream.url=%s does not point at the GPU Service this chart creates (%s): set upstream.url=http://%s:%d, or set gpuExternalName.enabled=false if the relay reaches the GPU host directly" .Values.upstream.url $gpu.name $gpu.name (int64 $gpu.port)) }}
 {{- end }}
-{{- if ne (int64 $port) (int64 $gpu.port) }}
-{{- fail (printf "upstream.url=%s uses port %s but gpuExternalName.port is %d: the relay would dial a port the GPU host does not listen on; make them the same" .Values.upstream.url $port (int64 $gpu.port)) }}
-{{- end }}
+
+{{- /* upstream.url ------------------------------------------------------------------------------
+  Empty means the GPU Service; an explicit URL always wins (NOTES.txt says when the GPU Service is then
+  unused). Without the GPU Service, nothing else says where the GPU server is. */}}
+{{- if and (not .Values.upstream.url) (not $gpu.enabled) }}
+{{- fail "upstream.url is empty and gpuExternalName.enabled=false, so nothing tells the relay where the GPU server is: set upstream.url to its URL (e.g. http://gpu-box.lan.your-domain.org:5010), or leave gpuExternalName.enabled=true to reach it through the GPU Service" }}
 {{- end }}
 
 {{- /* NetworkPolicy ---------------------------------------------------------------------------- */}}
 {{- if .Values.networkPolicy.enabled }}
-{{- range .Values.networkPolicy.egressCidrs }}
+{{- range $egressCidrs }}
 {{- if regexMatch "/0$" . }}
 {{- fail (printf "networkPolicy.egressCidrs: %s would allow egress to the whole Internet; list only the GPU host, e.g. 192.168.1.50/32 (or set networkPolicy.enabled=false)" .) }}
 {{- end }}
 {{- end }}
-{{- if not (or .Values.networkPolicy.egressCidrs (include "tokenplace-relay.headless" .) .Values.networkPolicy.extraEgress) }}
-{{- fail "networkPolicy.enabled=true but nothing lets the relay reach the GPU host: set networkPolicy.egressCidrs to its IP (e.g. {192.168.1.50/32}), use headless mode (its endpoint IPs are allowed automatically), or set networkPolicy.enabled=false" }}
+{{- if not (or $egressCidrs (and (include "tokenplace-relay.headless" .) (include "tokenplace-relay.gpuServiceUsed" .)) (include "tokenplace-relay.list" .Values.networkPolicy.extraEgress | fromJsonArray)) }}
+{{- $upstreamHost := include "tokenplace-relay.upstreamHost" . }}
+{{- $port := include "tokenplace-relay.upstreamPort" . }}
+{{- if include "tokenplace-relay.gpuServiceUsed" . }}
+{{- fail (printf "networkPolicy.enabled=true but nothing lets the relay reach the GPU host: set networkPolicy.egressCidrs to its address, e.g. --set networkPolicy.egressCidrs={192.168.1.50/32}. The list is empty, and in ExternalName mode the relay connects on port %s to whatever address %s resolves to, which the chart cannot know. Or pin the IP in headless mode (gpuExternalName.headless.enabled=true; its endpoint IPs are allowed by themselves), or set networkPolicy.enabled=false" $port $gpu.host) }}
+{{- else }}
+{{- fail (printf "networkPolicy.enabled=true but nothing lets the relay reach the GPU host: set networkPolicy.egressCidrs to its address, e.g. --set networkPolicy.egressCidrs={192.168.1.50/32}. The list is empty, and upstream.url names %s (port %s), not the GPU Service, so no headless endpoint stands in for it. Or set networkPolicy.enabled=false" $upstreamHost $port) }}
+{{- end }}
 {{- end }}
 {{- end }}
 
 {{- /* relay.trustProxy ------------------------------------------------------------------------- */}}
-{{- range .Values.relay.trustProxy }}
+{{- range include "tokenplace-relay.list" .Values.relay.trustProxy | fromJsonArray }}
 {{- if regexMatch "/0+$" . }}
 {{- fail (printf "relay.trustProxy: %s would trust every client's X-Forwarded-For; list only your proxies, e.g. 10.42.0.0/16 for Traefik on k3s" .) }}
 {{- end }}
@@ -63,17 +70,21 @@ deployment.yaml. Types, formats and unknown keys are refused earlier by values.s
 
 {{- /* Ingress ---------------------------------------------------------------------------------- */}}
 {{- if .Values.ingress.enabled }}
-{{- if not .Values.ingress.hosts }}
+{{- if not $hosts }}
 {{- fail "ingress.enabled=true but ingress.hosts is empty: add a host (e.g. relay.your-domain.org) or set ingress.enabled=false" }}
 {{- end }}
-{{- if not .Values.ingress.tls }}
+{{- if not $tls }}
 {{- fail "ingress.enabled=true without ingress.tls: the relay would be served over plain HTTP. Add ingress.tls (secretName + hosts; cert-manager issues the certificate) or set ingress.enabled=false" }}
 {{- end }}
 {{- $tlsHosts := list }}
-{{- range .Values.ingress.tls }}{{ $tlsHosts = concat $tlsHosts .hosts }}{{ end }}
-{{- range .Values.ingress.hosts }}
-{{- if not (has .host $tlsHosts) }}
-{{- fail (printf "ingress host %s is not listed in any ingress.tls[].hosts: it would be served without TLS; add it to ingress.tls" .host) }}
+{{- range $tls }}{{ $tlsHosts = concat $tlsHosts .hosts }}{{ end }}
+{{- range $hosts }}
+{{- $host := .host }}
+{{- $covered := false }}
+{{- range $tlsHosts }}{{ if include "tokenplace-relay.tlsCovers" (list . $host) }}{{ $covered = true }}{{ end }}{{ end }}
+{{- if not $covered }}
+{{- $wildcard := ternary "" (printf " or a wildcard one label above it, *.%s" (regexReplaceAll "^[^.]+\\." $host "")) (or (hasPrefix "*." $host) (lt (len (splitList "." $host)) 3)) }}
+{{- fail (printf "ingress host %s is not listed in any ingress.tls[].hosts: it would be served without TLS; add it%s, e.g. --set ingress.tls[0].hosts[0]=%s (a wildcard covers exactly one label: *.example.org covers relay.example.org, not a.relay.example.org)" $host $wildcard $host) }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -101,12 +112,47 @@ deployment.yaml. Types, formats and unknown keys are refused earlier by values.s
 {{- end }}
 {{- end }}
 
+{{- /* helmTest --------------------------------------------------------------------------------- */}}
+{{- with .Values.helmTest.upstreamPath }}
+{{- $own := regexReplaceAll "[?].*$" . "" | trimSuffix "/" }}
+{{- if has $own (list "/healthz" "/livez" "/metrics") }}
+{{- fail (printf "helmTest.upstreamPath=%s is answered by the relay itself, never by the GPU server, so it would prove nothing: choose a path server.py answers, e.g. /" .) }}
+{{- end }}
+{{- end }}
+
+{{- /* upstream.ca and extra volumes ------------------------------------------------------------ */}}
+{{- $ca := .Values.upstream.ca }}
+{{- if and $ca.existingConfigMap $ca.existingSecret }}
+{{- fail (printf "upstream.ca.existingConfigMap=%s and upstream.ca.existingSecret=%s are both set: the CA comes from one of them, so set only one" $ca.existingConfigMap $ca.existingSecret) }}
+{{- end }}
+{{- $volumes := list "tmp" }}
+{{- if include "tokenplace-relay.upstreamCaFile" . }}{{ $volumes = append $volumes "upstream-ca" }}{{ end }}
+{{- range include "tokenplace-relay.list" .Values.extraVolumes | fromJsonArray }}
+{{- if has .name $volumes }}
+{{- fail (printf "extraVolumes has a volume named %s, which %s: give it another name" .name (ternary "another extraVolumes entry already uses" "the chart uses itself" (not (has .name (list "tmp" "upstream-ca"))))) }}
+{{- end }}
+{{- $volumes = append $volumes .name }}
+{{- end }}
+{{- $mountPaths := list "/tmp" }}
+{{- if include "tokenplace-relay.upstreamCaFile" . }}{{ $mountPaths = append $mountPaths (include "tokenplace-relay.upstreamCaDir" .) }}{{ end }}
+{{- range include "tokenplace-relay.list" .Values.extraVolumeMounts | fromJsonArray }}
+{{- if not (has .name $volumes) }}
+{{- fail (printf "extraVolumeMounts mounts %s, but no volume has that name: add it to extraVolumes (volumes now: %s)" .name (join ", " $volumes)) }}
+{{- end }}
+{{- $path := trimSuffix "/" .mountPath }}
+{{- if has $path $mountPaths }}
+{{- fail (printf "extraVolumeMounts mounts %s at %s, where another volume is already mounted: choose another mountPath" .name .mountPath) }}
+{{- end }}
+{{- $mountPaths = append $mountPaths $path }}
+{{- end }}
+
 {{- /* Environment and labels ------------------------------------------------------------------- */}}
 {{- $managed := list "RELAY_PORT" "RELAY_WORKERS" "RELAY_LOG_LEVEL" "UPSTREAM_URL" "RELAY_UPSTREAM_TIMEOUT_SECONDS" "RELAY_BODY_LIMIT_BYTES" "RELAY_SHUTDOWN_DELAY_SECONDS" "RELAY_SHUTDOWN_TIMEOUT_SECONDS" "RELAY_TRUST_PROXY" "RELAY_METRICS_TOKEN" }}
+{{- if include "tokenplace-relay.upstreamCaFile" . }}{{ $managed = append $managed "NODE_EXTRA_CA_CERTS" }}{{ end }}
 {{- $seen := list }}
-{{- range .Values.extraEnv }}
+{{- range include "tokenplace-relay.list" .Values.extraEnv | fromJsonArray }}
 {{- if has .name $managed }}
-{{- fail (printf "extraEnv sets %s, which the chart sets from its values (see the chart's README): set that value instead" .name) }}
+{{- fail (printf "extraEnv sets %s, which the chart sets from its values (see the chart's README): set that value instead%s" .name (ternary " (upstream.ca mounts the CA and sets it)" "" (eq .name "NODE_EXTRA_CA_CERTS"))) }}
 {{- end }}
 {{- if has .name $seen }}
 {{- fail (printf "extraEnv sets %s twice" .name) }}

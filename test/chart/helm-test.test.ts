@@ -1,7 +1,7 @@
 // The `helm test` pod: /healthz, then helmTest.upstreamPath through the relay to the GPU server. Its
 // script (files/helm-test.mjs) is run exactly as rendered into the Pod, with node, against a real
 // relay (built in this process) and real upstreams on loopback, and its diagnosis is checked for every
-// way the relay reports an upstream failure (src/lib/upstream-errors.ts).
+// way the relay reports an upstream failure (src/forward/upstream-errors.ts).
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
@@ -15,7 +15,7 @@ import { CHART_DIR, NAMESPACE, RELEASE, render, renderError, type K8sObject } fr
 import { REAL_VALUES } from '../helpers/chart-cases.js'
 import { startRelay, type InProcessRelay } from '../helpers/relay.js'
 import { refusedPort, startUpstream, type Upstream } from '../helpers/upstreams.js'
-import { classifyUpstreamError } from '../../src/lib/upstream-errors.js'
+import { classifyUpstreamError } from '../../src/forward/upstream-errors.js'
 
 const SCRIPT_FILE = join(CHART_DIR, 'files', 'helm-test.mjs')
 const RELAY_URL = `http://${RELEASE}-tokenplace-relay.${NAMESPACE}.svc:5010`
@@ -188,9 +188,9 @@ describe('the helm test diagnosis', () => {
   const target = { url: 'http://gpu-server:5010', host: 'gpu-server', port: 5010 }
   const cidrs = ['203.0.113.7/32']
 
-  it('recognises every failure the relay reports (src/lib/upstream-errors.ts)', () => {
+  it('recognises every failure the relay reports (src/forward/upstream-errors.ts)', () => {
     const kinds = Object.fromEntries([
-      ['ENOTFOUND'], ['UND_ERR_CONNECT_TIMEOUT'], ['ECONNREFUSED'], ['EHOSTUNREACH'], ['CERT_HAS_EXPIRED'], ['UND_ERR_HEADERS_TIMEOUT'], ['HPE_INVALID_CONSTANT'], ['ECONNRESET']
+      ['ENOTFOUND'], ['UND_ERR_CONNECT_TIMEOUT'], ['ECONNREFUSED'], ['EHOSTUNREACH'], ['CERT_HAS_EXPIRED'], ['UND_ERR_HEADERS_TIMEOUT'], ['HPE_INVALID_CONSTANT'], ['UND_ERR_HEADERS_OVERFLOW'], ['ECONNRESET']
     ].map(([code]) => [code, script.relayFailure(relayBody(code as string).body)?.kind]))
     assert.deepEqual(kinds, {
       ENOTFOUND: 'dns',
@@ -200,6 +200,7 @@ describe('the helm test diagnosis', () => {
       CERT_HAS_EXPIRED: 'tls',
       UND_ERR_HEADERS_TIMEOUT: 'timeout',
       HPE_INVALID_CONSTANT: 'protocol',
+      UND_ERR_HEADERS_OVERFLOW: 'protocol',
       ECONNRESET: 'protocol'
     })
     assert.equal(script.relayFailure('{"message":"model not loaded"}'), undefined, 'not the relay\'s own error')

@@ -13,7 +13,7 @@
 import { lookup } from 'node:dns/promises'
 import { connect } from 'node:net'
 
-/** The relay's own words for a failed upstream request (src/lib/upstream-errors.ts), and their kinds. */
+/** The relay's own words for a failed upstream request (src/forward/upstream-errors.ts), and their kinds. */
 const RELAY_FAILURES = [
   ['could not be resolved', 'dns'],
   ['did not accept the connection in time', 'connect'],
@@ -21,6 +21,7 @@ const RELAY_FAILURES = [
   ['secure connection', 'tls'],
   ['did not respond in time', 'timeout'],
   ['sent an invalid response', 'protocol'],
+  ['sent response headers over the size limit', 'protocol'],
   ['closed the connection unexpectedly', 'protocol']
 ]
 

@@ -1,5 +1,6 @@
 // Prometheus metrics: the process defaults (fastify-metrics), the relay's request counter and duration
-// histogram, upstream errors by reason and build info, all in one prom-client registry per process.
+// histogram, the upstream's time to first byte, upstream errors by reason and build info, all in one
+// prom-client registry per process.
 // Route metrics are the relay's own rather than fastify-metrics': the endpoint label depends on the
 // status (a 404 from the upstream is "unmatched"), must stay bounded, and requests the client aborts
 // count too (with status 499), which an onResponse hook never sees: they are counted when the
@@ -8,7 +9,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import fp from 'fastify-plugin'
 import fastifyMetricsModule from 'fastify-metrics'
 import client from 'prom-client'
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import { MetricsUnauthorized, MetricsUnavailable, withHeaders } from '../errors.js'
 import { EndpointLabeler, UNMATCHED } from '../lib/endpoint-label.js'
 import { UPSTREAM_ERROR_REASONS, type UpstreamErrorReason } from '../forward/upstream-errors.js'
@@ -17,6 +18,8 @@ export interface RelayMetrics {
   /** This process's registry: what a cluster worker hands the primary for aggregation */
   readonly registry: client.Registry
   upstreamError(reason: UpstreamErrorReason): void
+  /** The first byte of a proxied response's body arrived (for a stream, the first token). */
+  firstByte(request: FastifyRequest, statusCode: number, seconds: number): void
 }
 
 declare module 'fastify' {
@@ -39,6 +42,8 @@ export interface MetricsPluginOptions {
 const fastifyMetrics = fastifyMetricsModule.default
 
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
+// A GPU's first token: tens of milliseconds for a warm small model, minutes for a cold large one.
+const FIRST_BYTE_BUCKETS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300]
 
 const metricsPlugin: FastifyPluginAsync<MetricsPluginOptions> = async (fastify, options) => {
   const { config } = fastify
@@ -63,6 +68,13 @@ const metricsPlugin: FastifyPluginAsync<MetricsPluginOptions> = async (fastify, 
     help: 'Time from the request arriving to the response ending, by method, endpoint and status.',
     labelNames,
     buckets: DURATION_BUCKETS,
+    registers: [registry]
+  })
+  const firstByte = new client.Histogram({
+    name: 'relay_upstream_time_to_first_byte_seconds',
+    help: 'Time from a proxied request arriving to the first byte of the upstream\'s response body (for a stream, the first token), by method and endpoint.',
+    labelNames: ['method', 'endpoint'],
+    buckets: FIRST_BYTE_BUCKETS,
     registers: [registry]
   })
   const upstreamErrors = new client.Counter({
@@ -99,6 +111,9 @@ const metricsPlugin: FastifyPluginAsync<MetricsPluginOptions> = async (fastify, 
     registry,
     upstreamError (reason: UpstreamErrorReason) {
       upstreamErrors.inc({ reason })
+    },
+    firstByte (request, statusCode, seconds) {
+      firstByte.observe({ method: request.method, endpoint: statusCode === 404 ? UNMATCHED : labeler.label(request.url) }, seconds)
     }
   } satisfies RelayMetrics)
 

@@ -31,6 +31,7 @@ const proxyPlugin: FastifyPluginAsync = async (fastify) => {
       reply.log.error({ reason: failure.reason, code: failure.code, upstream: upstream.origin, err: rootCause(cause) },
         `${midBody ? 'upstream response failed mid-body' : 'upstream request failed'}: ${failure.reason}`)
     },
+    onFirstByte (request, statusCode, elapsedMs) { fastify.relayMetrics.firstByte(request, statusCode, elapsedMs / 1000) },
     onWarning (message) { fastify.log.warn(message) }
   })
   // Runs after the server has closed, i.e. once in-flight requests are done.

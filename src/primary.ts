@@ -9,6 +9,9 @@ import { createLogger } from './logger.js'
 import type { ShutdownMessage } from './cluster-messages.js'
 import { createMetricsAggregator, serveClusterMetrics } from './cluster-metrics.js'
 import { BACKSTOP_MARGIN_MS } from './shutdown.js'
+import { serveAdmission } from './admission-gate.js'
+import { serveRateLimit } from './rate-limit-stores.js'
+import { needsPrimaryGate, needsPrimaryRateStore } from './coordination.js'
 
 /** Restart delays grow from the first to the last value while workers keep dying. */
 const BACKOFF_MS = [250, 500, 1_000, 2_000, 5_000]
@@ -73,6 +76,13 @@ export function runPrimary (config: RelayConfig): void {
     log.error({ workerPid: worker.process.pid, code, signal, restartInMs: delay }, 'worker died unexpectedly: replacing it')
     setTimeout(() => { if (!stopping) fork() }, delay)
   })
+
+  // The pod-wide limits: one GPU queue and one rate-limit count, whichever worker a client reaches.
+  if (needsPrimaryGate(config)) {
+    const { maxConcurrent, queueLimit, maxConcurrentPerClient } = config.limits
+    serveAdmission({ maxConcurrent, queueLimit, maxPerClient: maxConcurrentPerClient })
+  }
+  if (needsPrimaryRateStore(config)) serveRateLimit()
 
   // Only workers that listen have their registry wired up: a starting one is not asked yet.
   serveClusterMetrics(createMetricsAggregator(() => liveWorkers().filter((worker) => listening.has(worker))))

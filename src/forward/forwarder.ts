@@ -38,8 +38,8 @@ export interface ForwarderOptions {
   /** Longest wait for the response head, and between two chunks of its body */
   timeoutMs: number
   bodyLimitBytes: number
-  /** Most connections to the upstream at once */
-  connections: number
+  /** Most connections to the upstream at once; null: as many as the requests admitted */
+  connections: number | null
   /** Every upstream failure, before or after the head, once: count it, log it. */
   onFailure(reply: FastifyReply, failure: UpstreamFailure, cause: unknown, midBody: boolean): void
   /** The first byte of the response body arrived, `elapsedMs` after the request did (for a response without a body: its end). */

@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import { freePort, waitForReadyLine, waitUntilServing, type Managed, type ProcessRegistry } from './processes.js'
-import { processTree } from './proc.js'
+import { processTree } from '../../harness/proc.js'
 import ts from 'typescript'
 
 /**

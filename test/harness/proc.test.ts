@@ -1,7 +1,7 @@
 // /proc parsing: CPU ticks, memory, load and process trees.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { cpuTicks, descendantsOf, parseLoadavg, parseProcStat, parseProcStatCpu, parseProcStatus, processTree, readProcMemory, readProcStat, rssBytes } from '../../bench/lib/proc.js'
+import { cpuTicks, descendantsOf, parseLoadavg, parseProcStat, parseProcStatCpu, parseProcStatus, processTree, readProcMemory, readProcStat, rssBytes } from '../../harness/proc.js'
 
 // Fields 1-17 of a real line, the rest cut short; the command name holds spaces and parentheses.
 const STAT = '4242 (node (worker) 1) S 4200 4242 4200 0 -1 4194560 9000 0 0 0 1234 567 89 10 20 0 11 0 600 1000000 20000 18446744073709551615'

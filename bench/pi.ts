@@ -8,7 +8,10 @@ import { cpus as osCpus, tmpdir } from 'node:os'
 import { join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { PI_USAGE, parsePiOptions, renderPiMarkdown, summarisePi, type PiRun } from './lib/pi.js'
-import { ProcessRegistry, freePort, has, httpGet, waitUntilServing } from './lib/processes.js'
+import { ProcessRegistry, has, httpGet, waitUntilServing } from './lib/processes.js'
+import { HARDENED, READ_ONLY } from '../harness/container.js'
+import { freePort } from '../harness/ports.js'
+import { onExit } from '../harness/process-group.js'
 import { processTree, rssBytes } from '../harness/proc.js'
 import { rotate } from './lib/stats.js'
 import { nginxUpstreamConfig, nginxUser } from './lib/systems.js'
@@ -93,16 +96,11 @@ async function main (): Promise<void> {
     const ids = podman(['ps', '-aq', '--filter', `label=${LABEL}`], { check: false })
     if (ids !== '') podman(['rm', '-f', '-t', '0', ...ids.split('\n')], { check: false })
   }
-  const cleanup = (): void => {
+  // On a failed or interrupted run harness/process-group.ts ends nginx and wrk; these go too.
+  const forget = onExit(() => {
     removeContainers()
-    registry.killAllSync()
     rmSync(dir, { recursive: true, force: true })
-  }
-  let finished = false
-  process.once('exit', () => { if (!finished) cleanup() })
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => { log(`${signal}: stopping what this run started`); cleanup(); process.exit(130) })
-  }
+  })
 
   let image = options.image
   if (image === undefined) {
@@ -133,7 +131,7 @@ async function main (): Promise<void> {
     const args = ['run', '-d', '--name', name, '--label', LABEL, '--network', 'host',
       '--cpus', options.cpus, '--memory', options.memory, '--memory-swap', options.memory,
       '--ulimit', `nofile=${nofile}:${nofile}`, '--ulimit', `nproc=${nproc}:${nproc}`,
-      '--read-only', '--tmpfs', '/tmp', '--cap-drop', 'ALL', '--user', '1000:1000', '--security-opt', 'no-new-privileges',
+      ...READ_ONLY, ...HARDENED,
       '-e', 'RELAY_HOST=127.0.0.1', '-e', `RELAY_PORT=${port}`, '-e', `RELAY_WORKERS=${workers}`,
       '-e', `UPSTREAM_URL=http://127.0.0.1:${upstreamPort}`, '-e', 'RELAY_METRICS_TOKEN=bench', image]
     commands.push(`podman ${args.join(' ')}`)
@@ -230,13 +228,13 @@ async function main (): Promise<void> {
   writeFileSync(join(out, 'pi.json'), `${JSON.stringify({ runId: RUN_ID, options, idleRss: Object.fromEntries(idleRss), idleWorkingSet: Object.fromEntries(idleWorkingSet), runs, rows }, null, 2)}\n`)
   process.stdout.write(markdown)
   log(`wrote ${relative(process.cwd(), join(out, 'PI.md'))} and pi.json`)
-  finished = true
+  forget()
   removeContainers()
   await registry.stopAll()
   rmSync(dir, { recursive: true, force: true })
 }
 
-// A failed run exits at once (its nginx would keep the event loop alive); the exit handler cleans up.
+// A failed run exits at once (its nginx would keep the event loop alive); the exit hook cleans up.
 main().catch((err: unknown) => {
   log(err instanceof Error ? err.message : String(err))
   process.exit(1)

@@ -10,6 +10,8 @@ import { download, openIdleConnections, timeSseStream, upload } from './lib/clie
 import { USAGE, parseOptions, type BenchOptions } from './lib/options.js'
 import { cpuTicks, hwmBytes, readCpuTimes, readLoadavg, readProcStat, resetPeakRss, rssBytes } from '../harness/proc.js'
 import { ProcessRegistry, has, httpGet } from './lib/processes.js'
+import { LogCollector } from '../harness/log-lines.js'
+import { onExit } from '../harness/process-group.js'
 import { isNoisy, renderMarkdown, renderStdout } from './lib/report.js'
 import { evaluateTargets, size, summarise, type IdleRun, type Results, type SseRun, type SystemRecord, type ThroughputRun, type TransferRun, type WorkersRun } from './lib/results.js'
 import { rotate } from './lib/stats.js'
@@ -387,18 +389,16 @@ class Bench {
     const notes: string[] = []
     let completed = 0
     for (const file of this.ctx.relayLogs) {
-      for (const line of readFileSync(file, 'utf8').split('\n')) {
-        if (line === '') continue
-        let entry: { level?: string, msg?: string, statusCode?: number }
-        try {
-          entry = JSON.parse(line)
-        } catch {
-          throw new Error(`the relay wrote a line that is not JSON to stdout (${file}): ${line.slice(0, 200)}`)
-        }
-        if (entry.level === 'error' || entry.level === 'fatal') throw new Error(`refusing this run: the relay logged an error (${file}): ${line.slice(0, 500)}`)
+      const logs = new LogCollector({ strict: false })
+      logs.write(readFileSync(file))
+      if (logs.notJson.length > 0) throw new Error(`the relay wrote a line that is not JSON to stdout (${file}): ${(logs.notJson[0] as string).slice(0, 200)}`)
+      for (const entry of logs.lines) {
+        const line = (): string => JSON.stringify(entry).slice(0, 500)
+        if (entry.level === 'error' || entry.level === 'fatal') throw new Error(`refusing this run: the relay logged an error (${file}): ${line()}`)
         if (entry.msg === 'request completed') {
           completed++
-          if (entry.statusCode === undefined || entry.statusCode < 200 || entry.statusCode > 299) throw new Error(`refusing this run: the relay answered ${entry.statusCode}: ${line.slice(0, 300)}`)
+          const status = entry.statusCode as number | undefined
+          if (status === undefined || status < 200 || status > 299) throw new Error(`refusing this run: the relay answered ${status}: ${line()}`)
         }
       }
     }
@@ -444,19 +444,11 @@ async function main (): Promise<void> {
 
   const dir = mkdtempSync(join(tmpdir(), 'tokenplace-bench-'))
   const registry = new ProcessRegistry(dir)
-  let finished = false
-  const cleanupSync = (): void => {
-    registry.killAllSync()
+  // On an interrupted run harness/process-group.ts ends the processes; the folder goes too.
+  const forget = onExit(() => {
+    log('stopping what this run started')
     if (!options.keepTemp) rmSync(dir, { recursive: true, force: true })
-  }
-  process.once('exit', () => { if (!finished) cleanupSync() })
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => {
-      log(`${signal}: stopping what this run started`)
-      cleanupSync()
-      process.exit(130)
-    })
-  }
+  })
 
   const ctx: StartContext = {
     registry,
@@ -553,7 +545,7 @@ async function main (): Promise<void> {
   } finally {
     await registry.stopAll()
   }
-  finished = true
+  forget()
   if (options.keepTemp) log(`kept ${dir}`)
   else rmSync(dir, { recursive: true, force: true })
 

@@ -3,8 +3,10 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
-import { freePort, waitForReadyLine, waitUntilServing, type Managed, type ProcessRegistry } from './processes.js'
+import { waitForReadyLine, waitUntilServing, type Managed, type ProcessRegistry } from './processes.js'
+import { freePort } from '../../harness/ports.js'
 import { processTree } from '../../harness/proc.js'
+import { SERVER_JS, relayEnv } from '../../harness/relay-process.js'
 import ts from 'typescript'
 
 /**
@@ -246,10 +248,10 @@ export async function startSystem (id: SystemId, phase: Phase, upstreams: Upstre
         RELAY_SHUTDOWN_DELAY_SECONDS: '0',
         RELAY_SHUTDOWN_TIMEOUT_SECONDS: '1'
       }
-      const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RELAY_') && k !== 'UPSTREAM_URL' && k !== 'NODE_OPTIONS'))
-      managed = ctx.registry.spawn(name, ctx.node, [join(ctx.root, 'dist/server.js')], { cpus: ctx.proxyCpus, env: { ...inherited, ...env }, cwd: ctx.root }, env)
+      managed = ctx.registry.spawn(name, ctx.node, [SERVER_JS], { cpus: ctx.proxyCpus, env: relayEnv(env), cwd: ctx.root }, env)
       ctx.relayLogs.push(managed.stdoutFile)
-      port = await waitForReadyLine(managed)
+      // Every worker's ready line: a relay with one not yet listening would be measured short of one.
+      port = await waitForReadyLine(managed, Number(env.RELAY_WORKERS))
       break
     }
     case 'fastify-stock':
@@ -262,11 +264,6 @@ export async function startSystem (id: SystemId, phase: Phase, upstreams: Upstre
   }
   const url = `http://127.0.0.1:${port}`
   await waitUntilServing(url + probe, managed)
-  // A relay with workers: wait until every worker said it is ready.
-  if (id === 'relay-2w') {
-    const deadline = Date.now() + 15_000
-    while (processTree(managed.pid).length < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
-  }
   return { id, phase, url, managed, pids: () => processTree(managed.pid), command: managed.commandLine, config }
 }
 

@@ -8,13 +8,14 @@ import { cpus as osCpus, tmpdir } from 'node:os'
 import { join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { PI_USAGE, parsePiOptions, renderPiMarkdown, summarisePi, type PiRun } from './lib/pi.js'
-import { ProcessRegistry, has, httpGet, waitUntilServing } from './lib/processes.js'
+import { ProcessRegistry, has, httpGet } from './lib/processes.js'
 import { HARDENED, READ_ONLY } from '../harness/container.js'
 import { freePort } from '../harness/ports.js'
 import { onExit } from '../harness/process-group.js'
-import { processTree, rssBytes } from '../harness/proc.js'
+import { allowedCpus, processTree, rssBytes } from '../harness/proc.js'
+import { waitFor } from '../harness/wait.js'
 import { rotate } from './lib/stats.js'
-import { nginxUpstreamConfig, nginxUser } from './lib/systems.js'
+import { startNginxUpstream } from './lib/systems.js'
 import { WRK_REPORT_LUA, parseWrkOutput, wrkArgs } from './lib/wrk.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -111,13 +112,8 @@ async function main (): Promise<void> {
 
   // The load generator and the upstream on the last CPU; the container may use every CPU, as on a
   // Pi's four cores, its quota being the limit.
-  const generatorCpu = String(osCpus().length - 1)
-  const upstreamPort = await freePort()
-  const prefix = join(dir, 'nginx')
-  mkdirSync(prefix)
-  writeFileSync(join(prefix, 'nginx.conf'), nginxUpstreamConfig({ prefix, port: upstreamPort, user: nginxUser() }))
-  const nginx = registry.spawn('nginx-upstream', 'nginx', ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', join(prefix, 'nginx.conf')], { cpus: generatorCpu })
-  await waitUntilServing(`http://127.0.0.1:${upstreamPort}/json`, nginx)
+  const generatorCpu = String(allowedCpus().at(-1))
+  const { port: upstreamPort } = await startNginxUpstream(registry, dir, generatorCpu)
   const lua = join(dir, 'report.lua')
   writeFileSync(lua, WRK_REPORT_LUA)
 
@@ -137,13 +133,8 @@ async function main (): Promise<void> {
     commands.push(`podman ${args.join(' ')}`)
     podman(args)
     const url = `http://127.0.0.1:${port}`
-    const deadline = Date.now() + 30_000
-    for (;;) {
-      const answer = await httpGet(`${url}/healthz`, 1000).catch(() => undefined)
-      if (answer?.status === 200) break
-      if (Date.now() > deadline) throw new Error(`${name} did not become ready within 30 s:\n${podman(['logs', '--tail', '20', name], { check: false })}`)
-      await sleep(200)
-    }
+    await waitFor(async () => (await httpGet(`${url}/healthz`, 1000).catch(() => undefined))?.status === 200, 30_000,
+      () => `${name} to be ready:\n${podman(['logs', '--tail', '20', name], { check: false })}`, 200)
     const pid = Number(podman(['inspect', '--format', '{{.State.Pid}}', name]))
     containers.push({ workers, name, url, pid })
     log(`RELAY_WORKERS=${workers}: ready on ${url} (pid ${pid})`)

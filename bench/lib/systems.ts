@@ -182,7 +182,7 @@ export interface StartContext {
   node: string
   /** bench/servers/*.ts compiled to plain JavaScript: no loader or type stripping in a measured process */
   servers: Record<'upstream' | 'fastify-stock' | 'node-raw', string>
-  /** The repo root (dist/server.js, bench/servers) */
+  /** The repo root: the working directory of the Node.js systems */
   root: string
   bodyLimitBytes: number
   /** The open-files limit the systems inherit (HAProxy sizes its maxconn from it) */
@@ -193,7 +193,6 @@ export interface StartContext {
 
 export interface RunningSystem {
   id: SystemId
-  phase: Phase
   url: string
   managed: Managed
   /** The system's processes now (the main one and its workers) */
@@ -264,34 +263,36 @@ export async function startSystem (id: SystemId, phase: Phase, upstreams: Upstre
   }
   const url = `http://127.0.0.1:${port}`
   await waitUntilServing(url + probe, managed)
-  return { id, phase, url, managed, pids: () => processTree(managed.pid), command: managed.commandLine, config }
+  return { id, url, managed, pids: () => processTree(managed.pid), command: managed.commandLine, config }
 }
 
 export interface Upstreams {
   ports: UpstreamPorts
-  nginx: Managed
-  node: Managed
   pids: () => number[]
   commands: string[]
   config: { name: string, text: string }
 }
 
+/** nginx answering `GET /json` with `return 200`, serving once this resolves (`npm run bench` and `bench:pi`). */
+export async function startNginxUpstream (registry: ProcessRegistry, dir: string, cpus: string | undefined): Promise<{ nginx: Managed, port: number, text: string }> {
+  const prefix = join(dir, 'upstream-nginx')
+  mkdirSync(prefix, { recursive: true })
+  const port = await freePort()
+  const text = nginxUpstreamConfig({ prefix, port, user: nginxUser() })
+  writeFileSync(join(prefix, 'nginx.conf'), text)
+  const nginx = registry.spawn('upstream-nginx', 'nginx', ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', join(prefix, 'nginx.conf')], { cpus })
+  await waitUntilServing(`http://127.0.0.1:${port}/json`, nginx)
+  return { nginx, port, text }
+}
+
 /** nginx (`return 200` on /json) and the node upstream (SSE, bodies), on the load generator's CPUs. */
 export async function startUpstreams (ctx: StartContext, generatorCpus: string | undefined): Promise<Upstreams> {
-  const prefix = join(ctx.dir, 'upstream-nginx')
-  mkdirSync(prefix, { recursive: true })
-  const jsonPort = await freePort()
-  const text = nginxUpstreamConfig({ prefix, port: jsonPort, user: nginxUser() })
-  writeFileSync(join(prefix, 'nginx.conf'), text)
-  const nginx = ctx.registry.spawn('upstream-nginx', 'nginx', ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', join(prefix, 'nginx.conf')], { cpus: generatorCpus })
-  await waitUntilServing(`http://127.0.0.1:${jsonPort}/json`, nginx)
+  const { nginx, port: jsonPort, text } = await startNginxUpstream(ctx.registry, ctx.dir, generatorCpus)
   const node = ctx.registry.spawn('upstream-node', ctx.node, [ctx.servers.upstream, '0'], { cpus: generatorCpus, cwd: ctx.root })
   const streamPort = await waitForReadyLine(node)
   await waitUntilServing(`http://127.0.0.1:${streamPort}/json`, node)
   return {
     ports: { json: jsonPort, stream: streamPort },
-    nginx,
-    node,
     pids: () => [...processTree(nginx.pid), ...processTree(node.pid)],
     commands: [nginx.commandLine, node.commandLine],
     config: { name: 'nginx.conf (upstream)', text }

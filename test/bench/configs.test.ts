@@ -1,6 +1,7 @@
 // The generated nginx and HAProxy configurations, and the command lines RESULTS.md shows.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { haproxyConfig, nginxProxyConfig, nginxUpstreamConfig, JSON_BODY } from '../../bench/lib/systems.js'
 import { commandLine } from '../../bench/lib/processes.js'
 
@@ -23,6 +24,11 @@ test('the nginx reference proxy keeps a keep-alive pool upstream; streaming sett
   assert.doesNotMatch(json, /proxy_buffering off/)
   const stream = nginxProxyConfig({ prefix: '/p', port: 8080, upstreamPort: 9090, phase: 'stream' })
   for (const line of ['proxy_buffering off;', 'proxy_request_buffering off;', 'client_max_body_size 0;']) assert.ok(stream.includes(line), line)
+})
+
+test('the node upstream answers /json with the same JSON as the nginx one (it is standalone: a copy, kept equal here)', () => {
+  const source = readFileSync(new URL('../../bench/servers/upstream.ts', import.meta.url), 'utf8')
+  assert.ok(source.includes(`const JSON_BODY = '${JSON_BODY}'`), 'bench/servers/upstream.ts declares the same JSON_BODY')
 })
 
 test('the nginx upstream returns the small JSON on /json', () => {

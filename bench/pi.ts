@@ -9,13 +9,13 @@ import { join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { PI_USAGE, parsePiOptions, renderPiMarkdown, summarisePi, type PiRun } from './lib/pi.js'
 import { ProcessRegistry, has, httpGet } from './lib/processes.js'
-import { HARDENED, READ_ONLY } from '../harness/container.js'
+import { CONTAINER_READY_TIMEOUT_MS, HARDENED, READ_ONLY } from '../harness/container.js'
 import { freePort } from '../harness/ports.js'
 import { onExit } from '../harness/process-group.js'
 import { allowedCpus, processTree, rssBytes } from '../harness/proc.js'
 import { waitFor } from '../harness/wait.js'
 import { rotate } from './lib/stats.js'
-import { startNginxUpstream } from './lib/systems.js'
+import { METRICS_TOKEN, startNginxUpstream } from './lib/systems.js'
 import { WRK_REPORT_LUA, parseWrkOutput, wrkArgs } from './lib/wrk.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -129,11 +129,11 @@ async function main (): Promise<void> {
       '--ulimit', `nofile=${nofile}:${nofile}`, '--ulimit', `nproc=${nproc}:${nproc}`,
       ...READ_ONLY, ...HARDENED,
       '-e', 'RELAY_HOST=127.0.0.1', '-e', `RELAY_PORT=${port}`, '-e', `RELAY_WORKERS=${workers}`,
-      '-e', `UPSTREAM_URL=http://127.0.0.1:${upstreamPort}`, '-e', 'RELAY_METRICS_TOKEN=bench', image]
+      '-e', `UPSTREAM_URL=http://127.0.0.1:${upstreamPort}`, '-e', `RELAY_METRICS_TOKEN=${METRICS_TOKEN}`, image]
     commands.push(`podman ${args.join(' ')}`)
     podman(args)
     const url = `http://127.0.0.1:${port}`
-    await waitFor(async () => (await httpGet(`${url}/healthz`, 1000).catch(() => undefined))?.status === 200, 30_000,
+    await waitFor(async () => (await httpGet(`${url}/healthz`, 1000).catch(() => undefined))?.status === 200, CONTAINER_READY_TIMEOUT_MS,
       () => `${name} to be ready:\n${podman(['logs', '--tail', '20', name], { check: false })}`, 200)
     const pid = Number(podman(['inspect', '--format', '{{.State.Pid}}', name]))
     containers.push({ workers, name, url, pid })

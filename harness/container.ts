@@ -7,3 +7,6 @@ export const HARDENED = ['--cap-drop', 'ALL', '--user', '1000:1000', '--security
 
 /** readOnlyRootFilesystem: true (apart so a check can run the image writable and look at what it wrote). */
 export const READ_ONLY = ['--read-only']
+
+/** How long a relay container gets to be ready: podman's own start-up comes before the relay's. */
+export const CONTAINER_READY_TIMEOUT_MS = 30_000

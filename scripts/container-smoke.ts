@@ -18,7 +18,7 @@ import { promisify } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Server } from 'node:http'
 import { startDemoUpstream } from '../dev/demo-upstream.js'
-import { HARDENED, READ_ONLY } from '../harness/container.js'
+import { CONTAINER_READY_TIMEOUT_MS, HARDENED, READ_ONLY } from '../harness/container.js'
 import { LogCollector, type LogLine } from '../harness/log-lines.js'
 import { READY_MSG } from '../harness/relay-process.js'
 import { openStream } from '../harness/sse.js'
@@ -58,7 +58,7 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
   devDependencies: Record<string, string>
 }
 
-const LABEL = ['--label', `tokenplace-relay.smoke.run=${RUN_ID}`]
+const LABEL = ['--label', required('SMOKE_LABEL')]
 
 let containerCount = 0
 const started = new Set<string>()
@@ -287,7 +287,7 @@ let base = ''
 
 test('starts read-only as uid 1000, node is PID 1, two workers share the port', LIMIT, async () => {
   relay = new RelayContainer(relayEnv({ RELAY_SHUTDOWN_DELAY_SECONDS: String(DELAY_SECONDS) }), [...READ_ONLY, ...HARDENED])
-  const ready = await relay.waitForLines(READY_MSG, 2, 30_000)
+  const ready = await relay.waitForLines(READY_MSG, 2, CONTAINER_READY_TIMEOUT_MS)
   const ports = new Set(ready.map((line) => line.port))
   assert.equal(ports.size, 1, 'both workers share one port')
   base = `http://127.0.0.1:${String(ready[0]?.port)}`
@@ -386,7 +386,7 @@ test('the read-only run logged only JSON lines on stdout, nothing on stderr, and
 
 test('on a writable root filesystem a single-process relay writes no file at all, and stops with exit 0', LIMIT, async () => {
   const single = new RelayContainer(relayEnv({ RELAY_WORKERS: '1', RELAY_SHUTDOWN_DELAY_SECONDS: '0' }), HARDENED)
-  const [ready] = await single.waitForLines(READY_MSG, 1, 30_000)
+  const [ready] = await single.waitForLines(READY_MSG, 1, CONTAINER_READY_TIMEOUT_MS)
   const startup = parseTime(ready?.time as string) - parseTime((await single.inspect()).StartedAt)
   console.log(`# 1 process: ready ${startup} ms after the container started`)
   const url = `http://127.0.0.1:${String(ready?.port)}`

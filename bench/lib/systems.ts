@@ -54,6 +54,9 @@ export const SYSTEM_DESCRIPTIONS: Record<SystemId, string> = {
 /** Phase 1: small JSON from nginx (`/json`). Phase 2: SSE and large bodies from the node upstream. */
 export type Phase = 'json' | 'stream'
 
+/** Set on every relay measured, so it runs as production does: metrics behind a token. */
+export const METRICS_TOKEN = 'bench-metrics-token'
+
 /** The JSON the nginx upstream returns for GET /json, byte for byte. */
 export const JSON_BODY = '{"status":"ok","service":"bench-upstream"}'
 
@@ -241,7 +244,7 @@ export async function startSystem (id: SystemId, phase: Phase, upstreams: Upstre
         RELAY_WORKERS: id === 'relay' ? '1' : '2',
         RELAY_LOG_LEVEL: 'INFO',
         UPSTREAM_URL: upstreamUrl,
-        RELAY_METRICS_TOKEN: 'bench-metrics-token',
+        RELAY_METRICS_TOKEN: METRICS_TOKEN,
         // Phase 1 keeps the production default; the 1 GB upload of phase 2 needs a higher limit.
         ...(phase === 'stream' ? { RELAY_BODY_LIMIT_BYTES: String(ctx.bodyLimitBytes) } : {}),
         RELAY_SHUTDOWN_DELAY_SECONDS: '0',

@@ -382,7 +382,7 @@ class Bench {
     let completed = 0
     for (const file of this.ctx.relayLogs) {
       const logs = new LogCollector({ strict: false })
-      logs.write(readFileSync(file))
+      logs.write(readFileSync(file, 'utf8') + '\n') // a last line cut short is checked too
       if (logs.notJson.length > 0) throw new Error(`the relay wrote a line that is not JSON to stdout (${file}): ${(logs.notJson[0] as string).slice(0, 200)}`)
       for (const entry of logs.lines) {
         const line = (): string => JSON.stringify(entry).slice(0, 500)

@@ -8,10 +8,14 @@ import { cpus as osCpus, tmpdir } from 'node:os'
 import { join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { PI_USAGE, parsePiOptions, renderPiMarkdown, summarisePi, type PiRun } from './lib/pi.js'
-import { ProcessRegistry, freePort, has, httpGet, waitUntilServing } from './lib/processes.js'
-import { processTree, rssBytes } from './lib/proc.js'
+import { ProcessRegistry, has, httpGet } from './lib/processes.js'
+import { CONTAINER_READY_TIMEOUT_MS, HARDENED, READ_ONLY } from '../harness/container.js'
+import { freePort } from '../harness/ports.js'
+import { onExit } from '../harness/process-group.js'
+import { allowedCpus, processTree, rssBytes } from '../harness/proc.js'
+import { waitFor } from '../harness/wait.js'
 import { rotate } from './lib/stats.js'
-import { nginxUpstreamConfig, nginxUser } from './lib/systems.js'
+import { METRICS_TOKEN, startNginxUpstream } from './lib/systems.js'
 import { WRK_REPORT_LUA, parseWrkOutput, wrkArgs } from './lib/wrk.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -93,16 +97,11 @@ async function main (): Promise<void> {
     const ids = podman(['ps', '-aq', '--filter', `label=${LABEL}`], { check: false })
     if (ids !== '') podman(['rm', '-f', '-t', '0', ...ids.split('\n')], { check: false })
   }
-  const cleanup = (): void => {
+  // On a failed or interrupted run harness/process-group.ts ends nginx and wrk; these go too.
+  const forget = onExit(() => {
     removeContainers()
-    registry.killAllSync()
     rmSync(dir, { recursive: true, force: true })
-  }
-  let finished = false
-  process.once('exit', () => { if (!finished) cleanup() })
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => { log(`${signal}: stopping what this run started`); cleanup(); process.exit(130) })
-  }
+  })
 
   let image = options.image
   if (image === undefined) {
@@ -113,13 +112,8 @@ async function main (): Promise<void> {
 
   // The load generator and the upstream on the last CPU; the container may use every CPU, as on a
   // Pi's four cores, its quota being the limit.
-  const generatorCpu = String(osCpus().length - 1)
-  const upstreamPort = await freePort()
-  const prefix = join(dir, 'nginx')
-  mkdirSync(prefix)
-  writeFileSync(join(prefix, 'nginx.conf'), nginxUpstreamConfig({ prefix, port: upstreamPort, user: nginxUser() }))
-  const nginx = registry.spawn('nginx-upstream', 'nginx', ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', join(prefix, 'nginx.conf')], { cpus: generatorCpu })
-  await waitUntilServing(`http://127.0.0.1:${upstreamPort}/json`, nginx)
+  const generatorCpu = String(allowedCpus().at(-1))
+  const { port: upstreamPort } = await startNginxUpstream(registry, dir, generatorCpu)
   const lua = join(dir, 'report.lua')
   writeFileSync(lua, WRK_REPORT_LUA)
 
@@ -133,19 +127,14 @@ async function main (): Promise<void> {
     const args = ['run', '-d', '--name', name, '--label', LABEL, '--network', 'host',
       '--cpus', options.cpus, '--memory', options.memory, '--memory-swap', options.memory,
       '--ulimit', `nofile=${nofile}:${nofile}`, '--ulimit', `nproc=${nproc}:${nproc}`,
-      '--read-only', '--tmpfs', '/tmp', '--cap-drop', 'ALL', '--user', '1000:1000', '--security-opt', 'no-new-privileges',
+      ...READ_ONLY, ...HARDENED,
       '-e', 'RELAY_HOST=127.0.0.1', '-e', `RELAY_PORT=${port}`, '-e', `RELAY_WORKERS=${workers}`,
-      '-e', `UPSTREAM_URL=http://127.0.0.1:${upstreamPort}`, '-e', 'RELAY_METRICS_TOKEN=bench', image]
+      '-e', `UPSTREAM_URL=http://127.0.0.1:${upstreamPort}`, '-e', `RELAY_METRICS_TOKEN=${METRICS_TOKEN}`, image]
     commands.push(`podman ${args.join(' ')}`)
     podman(args)
     const url = `http://127.0.0.1:${port}`
-    const deadline = Date.now() + 30_000
-    for (;;) {
-      const answer = await httpGet(`${url}/healthz`, 1000).catch(() => undefined)
-      if (answer?.status === 200) break
-      if (Date.now() > deadline) throw new Error(`${name} did not become ready within 30 s:\n${podman(['logs', '--tail', '20', name], { check: false })}`)
-      await sleep(200)
-    }
+    await waitFor(async () => (await httpGet(`${url}/healthz`, 1000).catch(() => undefined))?.status === 200, CONTAINER_READY_TIMEOUT_MS,
+      () => `${name} to be ready:\n${podman(['logs', '--tail', '20', name], { check: false })}`, 200)
     const pid = Number(podman(['inspect', '--format', '{{.State.Pid}}', name]))
     containers.push({ workers, name, url, pid })
     log(`RELAY_WORKERS=${workers}: ready on ${url} (pid ${pid})`)
@@ -230,13 +219,13 @@ async function main (): Promise<void> {
   writeFileSync(join(out, 'pi.json'), `${JSON.stringify({ runId: RUN_ID, options, idleRss: Object.fromEntries(idleRss), idleWorkingSet: Object.fromEntries(idleWorkingSet), runs, rows }, null, 2)}\n`)
   process.stdout.write(markdown)
   log(`wrote ${relative(process.cwd(), join(out, 'PI.md'))} and pi.json`)
-  finished = true
+  forget()
   removeContainers()
   await registry.stopAll()
   rmSync(dir, { recursive: true, force: true })
 }
 
-// A failed run exits at once (its nginx would keep the event loop alive); the exit handler cleans up.
+// A failed run exits at once (its nginx would keep the event loop alive); the exit hook cleans up.
 main().catch((err: unknown) => {
   log(err instanceof Error ? err.message : String(err))
   process.exit(1)

@@ -8,8 +8,10 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { download, openIdleConnections, timeSseStream, upload } from './lib/clients.js'
 import { USAGE, parseOptions, type BenchOptions } from './lib/options.js'
-import { cpuTicks, hwmBytes, readCpuTimes, readLoadavg, readProcStat, resetPeakRss, rssBytes } from './lib/proc.js'
+import { allowedCpus, cpuTicks, hwmBytes, readCpuTimes, readLoadavg, readProcStat, resetPeakRss, rssBytes } from '../harness/proc.js'
 import { ProcessRegistry, has, httpGet } from './lib/processes.js'
+import { LogCollector } from '../harness/log-lines.js'
+import { onExit } from '../harness/process-group.js'
 import { isNoisy, renderMarkdown, renderStdout } from './lib/report.js'
 import { evaluateTargets, size, summarise, type IdleRun, type Results, type SseRun, type SystemRecord, type ThroughputRun, type TransferRun, type WorkersRun } from './lib/results.js'
 import { rotate } from './lib/stats.js'
@@ -28,22 +30,6 @@ const log = (message: string): void => { process.stderr.write(`[bench ${((perfor
 function output (cmd: string, args: string[]): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8', cwd: ROOT })
   return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim()
-}
-
-/** The CPUs this process may run on (cgroup or taskset limits included), from /proc/self/status. */
-function allowedCpus (): number[] {
-  const line = /^Cpus_allowed_list:\s*(.+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? ''
-  const cpus: number[] = []
-  for (const part of line.split(',')) {
-    const [a, b] = part.split('-').map(Number)
-    if (a === undefined || !Number.isInteger(a)) continue
-    for (let c = a; c <= (b ?? a); c++) cpus.push(c)
-  }
-  return cpus.length > 0 ? cpus : osCpus().map((_, i) => i)
-}
-
-function cpuList (cpus: number[]): string {
-  return cpus.join(',')
 }
 
 /** The open-files limit; re-runs this script under a raised one when it is too low for the idle connections. */
@@ -108,14 +94,13 @@ function planCpus (options: BenchOptions, allowed: number[]): Cpus {
   if (!has('taskset')) return { proxy: undefined, generator: undefined, note: 'none: taskset is missing (Debian: util-linux)' }
   if (allowed.length < 2) return { proxy: undefined, generator: undefined, note: `none: only ${allowed.length} CPU available` }
   const proxy = String(allowed[0])
-  const generator = cpuList(allowed.slice(1))
+  const generator = allowed.slice(1).join(',')
   return { proxy, generator, note: `the system under test on CPU ${proxy}; wrk, the upstreams and the harness (SSE, transfer and idle-connection clients) on CPU ${generator}` }
 }
 
 class Bench {
   readonly options: BenchOptions
   readonly registry: ProcessRegistry
-  readonly dir: string
   readonly ctx: StartContext
   readonly cpus: Cpus
   readonly clockTicks: number
@@ -131,7 +116,6 @@ class Bench {
 
   constructor (options: BenchOptions, dir: string, ctx: StartContext, cpus: Cpus) {
     this.options = options
-    this.dir = dir
     this.registry = ctx.registry
     this.ctx = ctx
     this.cpus = cpus
@@ -165,6 +149,16 @@ class Bench {
       if (answer.status !== 200 || answer.body !== JSON_BODY) throw new Error(`${id} answered GET /json with ${answer.status} ${answer.body.slice(0, 200)}`)
     }
     return running
+  }
+
+  /** Each system's RSS a second after its start, before any request (phase 1's, or phase 2's without it). */
+  async recordIdle (systems: RunningSystem[]): Promise<void> {
+    await sleep(1000)
+    for (const s of systems) {
+      const pids = s.pids()
+      const record: SystemRecord = { id: s.id, label: SYSTEM_LABELS[s.id], description: SYSTEM_DESCRIPTIONS[s.id], idleRssBytes: rssBytes(pids), processes: pids.length }
+      this.results.systems.push(record)
+    }
   }
 
   async stopAll (systems: RunningSystem[]): Promise<void> {
@@ -387,18 +381,16 @@ class Bench {
     const notes: string[] = []
     let completed = 0
     for (const file of this.ctx.relayLogs) {
-      for (const line of readFileSync(file, 'utf8').split('\n')) {
-        if (line === '') continue
-        let entry: { level?: string, msg?: string, statusCode?: number }
-        try {
-          entry = JSON.parse(line)
-        } catch {
-          throw new Error(`the relay wrote a line that is not JSON to stdout (${file}): ${line.slice(0, 200)}`)
-        }
-        if (entry.level === 'error' || entry.level === 'fatal') throw new Error(`refusing this run: the relay logged an error (${file}): ${line.slice(0, 500)}`)
+      const logs = new LogCollector({ strict: false })
+      logs.write(readFileSync(file, 'utf8') + '\n') // a last line cut short is checked too
+      if (logs.notJson.length > 0) throw new Error(`the relay wrote a line that is not JSON to stdout (${file}): ${(logs.notJson[0] as string).slice(0, 200)}`)
+      for (const entry of logs.lines) {
+        const line = (): string => JSON.stringify(entry).slice(0, 500)
+        if (entry.level === 'error' || entry.level === 'fatal') throw new Error(`refusing this run: the relay logged an error (${file}): ${line()}`)
         if (entry.msg === 'request completed') {
           completed++
-          if (entry.statusCode === undefined || entry.statusCode < 200 || entry.statusCode > 299) throw new Error(`refusing this run: the relay answered ${entry.statusCode}: ${line.slice(0, 300)}`)
+          const status = entry.statusCode as number | undefined
+          if (status === undefined || status < 200 || status > 299) throw new Error(`refusing this run: the relay answered ${status}: ${line()}`)
         }
       }
     }
@@ -444,19 +436,11 @@ async function main (): Promise<void> {
 
   const dir = mkdtempSync(join(tmpdir(), 'tokenplace-bench-'))
   const registry = new ProcessRegistry(dir)
-  let finished = false
-  const cleanupSync = (): void => {
-    registry.killAllSync()
+  // On an interrupted run harness/process-group.ts ends the processes; the folder goes too.
+  const forget = onExit(() => {
+    log('stopping what this run started')
     if (!options.keepTemp) rmSync(dir, { recursive: true, force: true })
-  }
-  process.once('exit', () => { if (!finished) cleanupSync() })
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => {
-      log(`${signal}: stopping what this run started`)
-      cleanupSync()
-      process.exit(130)
-    })
-  }
+  })
 
   const ctx: StartContext = {
     registry,
@@ -483,12 +467,7 @@ async function main (): Promise<void> {
     if (wants('throughput') || wants('idle')) {
       log('phase 1: starting the systems in front of nginx (/json)')
       const systems = await bench.startAll('json')
-      await sleep(1000)
-      for (const s of systems) {
-        const pids = s.pids()
-        const record: SystemRecord = { id: s.id, label: SYSTEM_LABELS[s.id], description: SYSTEM_DESCRIPTIONS[s.id], idleRssBytes: rssBytes(pids), processes: pids.length }
-        bench.results.systems.push(record)
-      }
+      await bench.recordIdle(systems)
       if (wants('throughput')) await bench.throughput(systems)
       if (wants('idle')) await bench.idleConnections(systems)
       await bench.stopAll(systems)
@@ -497,13 +476,7 @@ async function main (): Promise<void> {
     if (wants('sse') || wants('transfer')) {
       log('phase 2: restarting the systems in front of the node upstream (SSE, large bodies)')
       const systems = await bench.startAll('stream')
-      if (bench.results.systems.length === 0) {
-        await sleep(1000)
-        for (const s of systems) {
-          const pids = s.pids()
-          bench.results.systems.push({ id: s.id, label: SYSTEM_LABELS[s.id], description: SYSTEM_DESCRIPTIONS[s.id], idleRssBytes: rssBytes(pids), processes: pids.length })
-        }
-      }
+      if (bench.results.systems.length === 0) await bench.recordIdle(systems)
       if (wants('sse')) await bench.sse(systems)
       bench.sampleLoad('after SSE')
       if (wants('transfer')) await bench.transfers(systems)
@@ -512,7 +485,7 @@ async function main (): Promise<void> {
     let workersSkipped: string | undefined
     if (wants('workers')) {
       if (allowed.length >= 4 && cpus.proxy !== undefined) {
-        await bench.workers(cpuList(allowed.slice(0, 2)), cpuList(allowed.slice(2)))
+        await bench.workers(allowed.slice(0, 2).join(','), allowed.slice(2).join(','))
       } else {
         workersSkipped = `this machine has ${allowed.length} CPUs${cpus.proxy === undefined ? ' and no pinning' : ''}: two workers need two CPUs of their own and the load generator others (≥ 4); the numbers below ran with everything sharing the CPUs and cannot show the target`
         await bench.workers(undefined, undefined)
@@ -553,7 +526,7 @@ async function main (): Promise<void> {
   } finally {
     await registry.stopAll()
   }
-  finished = true
+  forget()
   if (options.keepTemp) log(`kept ${dir}`)
   else rmSync(dir, { recursive: true, force: true })
 

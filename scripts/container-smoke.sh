@@ -32,6 +32,8 @@ PODMAN=${PODMAN:-podman}
 BASE_IMAGE=${SMOKE_BASE_IMAGE:-docker.io/library/node:24-alpine}
 IMAGE=${SMOKE_IMAGE:-localhost/tokenplace-relay:smoke}
 RUN_ID="$(date +%Y%m%d%H%M%S)-$$"
+# The one label of this run's containers: the cleanup below filters on it, container-smoke.ts sets it.
+LABEL="tokenplace-relay.smoke.run=$RUN_ID"
 t_start=$SECONDS
 
 log() { printf '[container-smoke] %s\n' "$*" >&2; }
@@ -83,7 +85,7 @@ log "$("$PODMAN" --version), runtime $runc, uid $(id -u), ulimits nofile=$nofile
 # Whatever happens from here on, remove the containers this run started (and only those).
 cleanup() {
   local ids
-  ids=$(pm ps -aq --filter "label=tokenplace-relay.smoke.run=$RUN_ID" 2>/dev/null || true)
+  ids=$(pm ps -aq --filter "label=$LABEL" 2>/dev/null || true)
   if [ -n "$ids" ]; then
     log "removing this run's containers: $(echo "$ids" | tr '\n' ' ')"
     # shellcheck disable=SC2086 # one id per word
@@ -153,7 +155,7 @@ fi
 t=$SECONDS
 status=0
 SMOKE_IMAGE=$IMAGE SMOKE_BASE_IMAGE=$BASE_IMAGE SMOKE_VERSION=$version SMOKE_REVISION=$revision \
-SMOKE_RUN_ID=$RUN_ID SMOKE_PODMAN=$PODMAN SMOKE_PODMAN_ARGS="${podman_args[*]}" SMOKE_RUN_ARGS="${limit_args[*]}" \
+SMOKE_RUN_ID=$RUN_ID SMOKE_LABEL=$LABEL SMOKE_PODMAN=$PODMAN SMOKE_PODMAN_ARGS="${podman_args[*]}" SMOKE_RUN_ARGS="${limit_args[*]}" \
   node --import tsx --test-reporter=spec scripts/container-smoke.ts || status=$?
 phase "container checks" "$t"
 log "image: $(pm image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.1f MB", $1/1e6}'), base: $(pm image inspect --format '{{.Size}}' "$BASE_IMAGE" | awk '{printf "%.1f MB", $1/1e6}')"

@@ -16,8 +16,13 @@ import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_proces
 import { readFileSync } from 'node:fs'
 import { promisify } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { get, type IncomingMessage, type Server } from 'node:http'
+import type { Server } from 'node:http'
 import { startDemoUpstream } from '../dev/demo-upstream.js'
+import { CONTAINER_READY_TIMEOUT_MS, HARDENED, READ_ONLY } from '../harness/container.js'
+import { LogCollector, type LogLine } from '../harness/log-lines.js'
+import { READY_MSG } from '../harness/relay-process.js'
+import { openStream } from '../harness/sse.js'
+import { waitFor } from '../harness/wait.js'
 
 const execFileAsync = promisify(execFile)
 
@@ -53,10 +58,7 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
   devDependencies: Record<string, string>
 }
 
-/** What the chart's securityContext amounts to, in podman's words. */
-const HARDENED = ['--cap-drop', 'ALL', '--user', '1000:1000', '--security-opt', 'no-new-privileges', '--tmpfs', '/tmp']
-const READ_ONLY = ['--read-only']
-const LABEL = ['--label', `tokenplace-relay.smoke.run=${RUN_ID}`]
+const LABEL = ['--label', required('SMOKE_LABEL')]
 
 let containerCount = 0
 const started = new Set<string>()
@@ -90,58 +92,41 @@ async function removeAll (): Promise<void> {
   started.clear()
 }
 
-type LogLine = Record<string, unknown> & { level: string, msg: string, time: string }
-
-/** A relay container running attached: its stdout parsed line by line as the JSON logs it must be. */
+/** A relay container running attached: its stdout read line by line as the JSON logs it must be. */
 class RelayContainer {
   readonly name = containerName()
-  readonly lines: LogLine[] = []
-  readonly notJson: string[] = []
+  readonly logs = new LogCollector({ strict: false })
   stderr = ''
   readonly child: ChildProcess
   readonly exited: Promise<number | null>
-  #partial = ''
+  #exitCode: number | null | undefined
 
   constructor (env: Record<string, string>, flags: string[]) {
     const envArgs = Object.entries(env).flatMap(([key, value]) => ['-e', `${key}=${value}`])
     this.child = spawn(PODMAN, [...PODMAN_ARGS, 'run', '--name', this.name, ...LABEL, ...RUN_ARGS, '--network', 'host',
       ...flags, ...envArgs, IMAGE], { stdio: ['ignore', 'pipe', 'pipe'] })
-    this.child.stdout?.on('data', (chunk: Buffer) => this.#write(chunk.toString()))
+    this.child.stdout?.on('data', (chunk: Buffer) => this.logs.write(chunk))
     this.child.stderr?.on('data', (chunk: Buffer) => { this.stderr += chunk.toString() })
-    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)))
+    this.exited = new Promise((resolve) => this.child.once('exit', (code) => { this.#exitCode = code; resolve(code) }))
   }
 
-  #write (text: string): void {
-    const parts = (this.#partial + text).split('\n')
-    this.#partial = parts.pop() ?? ''
-    for (const part of parts) {
-      if (part === '') continue
-      try {
-        this.lines.push(JSON.parse(part) as LogLine)
-      } catch {
-        this.notJson.push(part)
-      }
-    }
-  }
+  get lines (): LogLine[] { return this.logs.lines }
+  get notJson (): string[] { return this.logs.notJson }
 
   find (msg: string): LogLine[] {
-    return this.lines.filter((line) => line.msg === msg)
+    return this.logs.withMsg(msg)
   }
 
   async waitForLines (msg: string, count: number, timeoutMs: number): Promise<LogLine[]> {
-    const deadline = Date.now() + timeoutMs
-    let exitCode: number | null | undefined
-    this.exited.then((code) => { exitCode = code }, () => {})
-    while (this.find(msg).length < count) {
-      if (exitCode !== undefined) throw new Error(`container exited (${exitCode}) before ${count} "${msg}" line(s):\n${this.logText()}`)
-      if (Date.now() > deadline) throw new Error(`no ${count} "${msg}" line(s) after ${timeoutMs} ms:\n${this.logText()}`)
-      await sleep(20)
-    }
+    await waitFor(() => {
+      if (this.#exitCode !== undefined) throw new Error(`container exited (${this.#exitCode}) before ${count} "${msg}" line(s):\n${this.logText()}`)
+      return this.find(msg).length >= count
+    }, timeoutMs, () => `${count} "${msg}" line(s):\n${this.logText()}`, 20)
     return this.find(msg)
   }
 
   logText (): string {
-    return [...this.lines.map((line) => JSON.stringify(line)), ...this.notJson, this.stderr].join('\n')
+    return [...this.logs.raw, this.stderr].join('\n')
   }
 
   async inspect (): Promise<{ StartedAt: string, ExitCode: number, OOMKilled: boolean, Status: string }> {
@@ -196,29 +181,14 @@ function relayEnv (extra: Record<string, string> = {}): Record<string, string> {
   return { RELAY_HOST: '127.0.0.1', RELAY_PORT: '0', UPSTREAM_URL: `http://127.0.0.1:${upstream.port}`, ...extra }
 }
 
-/**
- * Reads a Server-Sent Events response, noting when each event arrived. Without keep-alive (a client
- * that would keep an idle connection open holds a draining worker until its shutdown timeout).
- */
+/** Reads a whole Server-Sent Events response on a fresh connection, noting when each event arrived. */
 async function readStream (url: string): Promise<{ events: Array<{ at: number, data: string }>, total: number }> {
-  const t0 = Date.now()
-  const response = await new Promise<IncomingMessage>((resolve, reject) => {
-    get(url, { agent: false }, resolve).once('error', reject)
-  })
-  assert.equal(response.statusCode, 200)
-  assert.match(response.headers['content-type'] ?? '', /^text\/event-stream/)
-  response.setEncoding('utf8')
-  const events: Array<{ at: number, data: string }> = []
-  let buffer = ''
-  for await (const chunk of response as AsyncIterable<string>) {
-    buffer += chunk
-    let end: number
-    while ((end = buffer.indexOf('\n\n')) !== -1) {
-      events.push({ at: Date.now() - t0, data: buffer.slice(0, end).replace(/^data: /, '') })
-      buffer = buffer.slice(end + 2)
-    }
-  }
-  return { events, total: Date.now() - t0 }
+  const stream = await openStream(url)
+  assert.equal(stream.status, 200)
+  assert.match(stream.headers['content-type'] ?? '', /^text\/event-stream/)
+  const { complete, total } = await stream.done
+  assert.ok(complete, 'the stream ended, not cut')
+  return { events: stream.events, total }
 }
 
 test('the image config: uid 1000, /app, exec-form CMD with no entrypoint, port, env and OCI labels', LIMIT, async () => {
@@ -317,7 +287,7 @@ let base = ''
 
 test('starts read-only as uid 1000, node is PID 1, two workers share the port', LIMIT, async () => {
   relay = new RelayContainer(relayEnv({ RELAY_SHUTDOWN_DELAY_SECONDS: String(DELAY_SECONDS) }), [...READ_ONLY, ...HARDENED])
-  const ready = await relay.waitForLines('relay ready', 2, 30_000)
+  const ready = await relay.waitForLines(READY_MSG, 2, CONTAINER_READY_TIMEOUT_MS)
   const ports = new Set(ready.map((line) => line.port))
   assert.equal(ports.size, 1, 'both workers share one port')
   base = `http://127.0.0.1:${String(ready[0]?.port)}`
@@ -416,7 +386,7 @@ test('the read-only run logged only JSON lines on stdout, nothing on stderr, and
 
 test('on a writable root filesystem a single-process relay writes no file at all, and stops with exit 0', LIMIT, async () => {
   const single = new RelayContainer(relayEnv({ RELAY_WORKERS: '1', RELAY_SHUTDOWN_DELAY_SECONDS: '0' }), HARDENED)
-  const [ready] = await single.waitForLines('relay ready', 1, 30_000)
+  const [ready] = await single.waitForLines(READY_MSG, 1, CONTAINER_READY_TIMEOUT_MS)
   const startup = parseTime(ready?.time as string) - parseTime((await single.inspect()).StartedAt)
   console.log(`# 1 process: ready ${startup} ms after the container started`)
   const url = `http://127.0.0.1:${String(ready?.port)}`

@@ -1,20 +1,14 @@
 // The benchmark's own clients, run in the harness process (on the load generator's CPUs): SSE
 // streams timed against the upstream's send times, 1 GB transfers, and idle keep-alive connections.
-import { request } from 'node:http'
 import { connect, type Socket } from 'node:net'
+import { parseHead, responseEnd } from '../../harness/raw-http.js'
+import { openStream } from '../../harness/sse.js'
 
 export interface SseTiming {
   /** Request sent (before the connection is opened) → first event received, ms */
   firstEventMs: number
   /** For each event after the first: received − sent by the upstream, ms */
   eventDelaysMs: number[]
-}
-
-/** Splits an SSE byte stream into events; returns the events completed and the remainder. */
-export function splitSseEvents (buffered: string): { events: string[], rest: string } {
-  const parts = buffered.split('\n\n')
-  const rest = parts.pop() ?? ''
-  return { events: parts.filter((p) => p.trim() !== ''), rest }
 }
 
 /** The upstream's send time (process.hrtime.bigint(), ns) out of `data: {"i":N,"t":"..."}`. */
@@ -27,47 +21,20 @@ export function parseSseEvent (event: string): { index: number, sentNs: bigint }
 
 /**
  * One stream on a fresh connection (a user opening a chat). The upstream stamps each event with
- * CLOCK_MONOTONIC, the clock process.hrtime reads here, so send and receive times compare directly.
+ * CLOCK_MONOTONIC, the clock harness/sse.ts stamps arrivals with, so send and receive times compare directly.
  */
-export function timeSseStream (baseUrl: string, events: number, intervalMs: number, timeoutMs = 10_000): Promise<SseTiming> {
-  return new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint()
-    let firstEventMs = NaN
-    const eventDelaysMs: number[] = []
-    let received = 0
-    let buffered = ''
-    const req = request(`${baseUrl}/sse?events=${events}&interval=${intervalMs}`, { agent: false, timeout: timeoutMs }, (res) => {
-      if (res.statusCode !== 200) {
-        reject(new Error(`SSE through ${baseUrl}: status ${res.statusCode}`))
-        res.resume()
-        return
-      }
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => {
-        const now = process.hrtime.bigint()
-        const split = splitSseEvents(buffered + chunk)
-        buffered = split.rest
-        for (const event of split.events) {
-          const { index, sentNs } = parseSseEvent(event)
-          if (index !== received) {
-            req.destroy(new Error(`SSE through ${baseUrl}: event ${index} arrived where ${received} was due`))
-            return
-          }
-          if (received === 0) firstEventMs = Number(now - started) / 1e6
-          else eventDelaysMs.push(Number(now - sentNs) / 1e6)
-          received++
-        }
-      })
-      res.on('end', () => {
-        if (received !== events) reject(new Error(`SSE through ${baseUrl}: ${received} of ${events} events arrived`))
-        else resolve({ firstEventMs, eventDelaysMs })
-      })
-      res.on('error', reject)
-    })
-    req.on('timeout', () => req.destroy(new Error(`SSE through ${baseUrl} timed out`)))
-    req.on('error', reject)
-    req.end()
-  })
+export async function timeSseStream (baseUrl: string, events: number, intervalMs: number, timeoutMs = 10_000): Promise<SseTiming> {
+  const stream = await openStream(`${baseUrl}/sse?events=${events}&interval=${intervalMs}`, timeoutMs)
+  if (stream.status !== 200) throw new Error(`SSE through ${baseUrl}: status ${stream.status}`)
+  const { complete } = await stream.done
+  if (!complete || stream.events.length !== events) throw new Error(`SSE through ${baseUrl}: ${stream.events.length} of ${events} events arrived`)
+  const eventDelaysMs: number[] = []
+  for (const [i, event] of stream.events.entries()) {
+    const { index, sentNs } = parseSseEvent(event.text)
+    if (index !== i) throw new Error(`SSE through ${baseUrl}: event ${index} arrived where ${i} was due`)
+    if (i > 0) eventDelaysMs.push(Number(event.receivedNs - sentNs) / 1e6)
+  }
+  return { firstEventMs: stream.events[0]?.at ?? NaN, eventDelaysMs }
 }
 
 const CHUNK = Buffer.alloc(256 * 1024, 0x79)
@@ -75,14 +42,6 @@ const CHUNK = Buffer.alloc(256 * 1024, 0x79)
 export interface TransferProgress {
   /** Called as bytes pass, often; checkpoint logic is the caller's */
   onBytes?: (transferred: number) => void
-}
-
-/** Status and Content-Length of a response head (the bytes before the blank line). */
-export function parseResponseHead (head: string): { status: number, contentLength: number | undefined } {
-  const status = /^HTTP\/1\.[01] (\d{3})/.exec(head)
-  if (status === null) throw new Error(`not an HTTP/1.1 response: ${JSON.stringify(head.slice(0, 80))}`)
-  const length = /\r\ncontent-length:\s*(\d+)/i.exec(head)
-  return { status: Number(status[1]), contentLength: length === null ? undefined : Number(length[1]) }
 }
 
 /**
@@ -107,15 +66,15 @@ function exchange (baseUrl: string, send: (socket: Socket) => void, onBody: (rec
       let data = chunk
       if (parsed === undefined) {
         head += chunk.toString('latin1')
-        const end = head.indexOf('\r\n\r\n')
+        const { statusCode: status, headers, headerEnd: end } = parseHead(head)
         if (end < 0) return
-        const { status, contentLength } = parseResponseHead(head.slice(0, end + 2))
-        if (contentLength === undefined) {
+        const length = headers['content-length']
+        if (Number.isNaN(status) || length === undefined) {
           socket.destroy()
-          reject(new Error(`${baseUrl} answered without Content-Length: ${head.slice(0, end)}`))
+          reject(new Error(`${baseUrl} answered ${Number.isNaN(status) ? 'something that is not HTTP/1.1' : 'without Content-Length'}: ${JSON.stringify(head.slice(0, Math.min(end, 200)))}`))
           return
         }
-        parsed = { status, contentLength }
+        parsed = { status, contentLength: Number(length) }
         data = chunk.subarray(chunk.length - (head.length - end - 4))
       }
       received += data.length
@@ -168,16 +127,6 @@ export async function download (baseUrl: string, bytes: number, progress: Transf
   if (answer.status !== 200) throw new Error(`download through ${baseUrl}: status ${answer.status}`)
   if (answer.contentLength !== bytes) throw new Error(`download through ${baseUrl}: Content-Length ${answer.contentLength}, expected ${bytes}`)
   return (performance.now() - started) / 1000
-}
-
-/** Where a complete HTTP/1.1 response with a Content-Length ends in `data`, or -1. */
-export function responseEnd (data: string): number {
-  const headerEnd = data.indexOf('\r\n\r\n')
-  if (headerEnd < 0) return -1
-  const length = /\r\ncontent-length:\s*(\d+)/i.exec(data.slice(0, headerEnd))
-  if (length === null) throw new Error(`a response without Content-Length: ${data.slice(0, headerEnd)}`)
-  const end = headerEnd + 4 + Number(length[1])
-  return data.length >= end ? end : -1
 }
 
 export interface IdleConnections {

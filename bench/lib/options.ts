@@ -1,4 +1,5 @@
 // `npm run bench -- [options]` and the BENCH_* environment variables. Pure: parsing only.
+import { positiveInt, positiveInts, positiveNumber } from './flags.js'
 import { SYSTEM_IDS, type SystemId } from './systems.js'
 
 export const SCENARIOS = ['throughput', 'sse', 'transfer', 'idle', 'workers'] as const
@@ -71,18 +72,6 @@ export function parseSize (text: string): number {
   return bytes
 }
 
-function positiveInt (name: string, text: string): number {
-  const n = Number(text)
-  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(text)}`)
-  return n
-}
-
-function positiveNumber (name: string, text: string): number {
-  const n = Number(text)
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got ${JSON.stringify(text)}`)
-  return n
-}
-
 function list<T extends string> (name: string, text: string, allowed: readonly T[]): T[] {
   const items = text.split(',').map((s) => s.trim()).filter((s) => s !== '')
   const wrong = items.filter((s) => !(allowed as readonly string[]).includes(s))
@@ -135,7 +124,7 @@ export function parseOptions (argv: readonly string[], { env, cores, installed }
   const connectionsText = value('connections')
   const connections = connectionsText === undefined
     ? [1, 10, 50]
-    : connectionsText.split(',').map((c) => positiveInt('--connections', c.trim())).sort((a, b) => a - b)
+    : positiveInts('--connections', connectionsText).sort((a, b) => a - b)
 
   const rounds = value('rounds', 'BENCH_ROUNDS')
   const duration = value('duration', 'BENCH_DURATION')

@@ -1,5 +1,6 @@
 // The Pi-sized profile (`npm run bench:pi`): the pure parts — options, the summary over rounds, the
 // choice of a worker count and the report — apart from the podman and wrk wiring in bench/pi.ts.
+import { positiveInt, positiveInts, positiveNumber } from './flags.js'
 import { median, max } from './stats.js'
 
 export interface PiOptions {
@@ -31,20 +32,6 @@ RELAY_WORKERS 1, 2 and 3: throughput, p50/p99 and RSS. Needs podman (+ runc), ng
   --out=bench            where PI.md and pi.json go
 `
 
-function list (text: string, what: string): number[] {
-  const values = text.split(',').map((v) => Number(v.trim()))
-  if (values.length === 0 || !values.every((v) => Number.isInteger(v) && v > 0)) {
-    throw new Error(`${what} expects a comma-separated list of positive integers, got "${text}"`)
-  }
-  return values
-}
-
-function positive (text: string, what: string): number {
-  const value = Number(text)
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${what} expects a positive integer, got "${text}"`)
-  return value
-}
-
 export function parsePiOptions (argv: readonly string[]): PiOptions {
   const o: PiOptions = { image: undefined, workers: [1, 2, 3], connections: [1, 10, 50], duration: 8, rounds: 3, cpus: '0.5', memory: '512m', out: 'bench', help: false }
   for (const arg of argv) {
@@ -54,14 +41,11 @@ export function parsePiOptions (argv: readonly string[]): PiOptions {
     const [, name, value] = match as unknown as [string, string, string]
     switch (name) {
       case 'image': o.image = value; break
-      case 'workers': o.workers = list(value, '--workers'); break
-      case 'connections': o.connections = list(value, '--connections'); break
-      case 'duration': o.duration = positive(value, '--duration'); break
-      case 'rounds': o.rounds = positive(value, '--rounds'); break
-      case 'cpus':
-        if (!(Number(value) > 0)) throw new Error(`--cpus expects a positive number of CPUs, got "${value}"`)
-        o.cpus = value
-        break
+      case 'workers': o.workers = positiveInts('--workers', value); break
+      case 'connections': o.connections = positiveInts('--connections', value); break
+      case 'duration': o.duration = positiveInt('--duration', value); break
+      case 'rounds': o.rounds = positiveInt('--rounds', value); break
+      case 'cpus': o.cpus = String(positiveNumber('--cpus', value)); break
       case 'memory':
         if (!/^\d+[kmg]?$/i.test(value)) throw new Error(`--memory expects a size such as 512m, got "${value}"`)
         o.memory = value

@@ -1,28 +1,27 @@
-// Every process the benchmark starts goes through here: each in its own process group (nginx's
-// master and workers, the relay's cluster), pinned to CPUs with taskset when asked, with stdout and
-// stderr in files of the run's temporary folder. stopAll() and killAllSync() end those groups and
-// nothing else.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+// Every process the benchmark starts goes through here: in a process group of its own
+// (harness/process-group.ts, which also ends them if the run is interrupted), pinned to CPUs with
+// taskset when asked, with stdout and stderr in files of the run's temporary folder (the relay
+// logs to a file, as a pod's log goes to a file on its node).
+import { spawnSync } from 'node:child_process'
 import { closeSync, openSync, readFileSync } from 'node:fs'
 import { request } from 'node:http'
-import { createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
+import { LogCollector } from '../../harness/log-lines.js'
+import { spawnGroup, stopGroup, type GroupProcess } from '../../harness/process-group.js'
+import { READY_MSG, READY_TIMEOUT_MS } from '../../harness/relay-process.js'
+import { waitFor } from '../../harness/wait.js'
 
 /** Whether `command` is on PATH. */
 export function has (command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0
 }
 
-export interface Managed {
+export interface Managed extends GroupProcess {
   name: string
-  pid: number
-  child: ChildProcess
   stdoutFile: string
   stderrFile: string
   /** The command as run, for RESULTS.md */
   commandLine: string
-  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
-  hasExited: () => boolean
 }
 
 export interface SpawnOptions {
@@ -59,31 +58,15 @@ export class ProcessRegistry {
     const err = openSync(stderrFile, 'w')
     // taskset execs the command: the pid we get is the program's own.
     const [file, argv] = options.cpus === undefined ? [cmd, [...args]] : ['taskset', ['-c', options.cpus, cmd, ...args]]
-    let child: ChildProcess
+    let group: GroupProcess
     try {
-      child = spawn(file, argv, { env: options.env ?? process.env, cwd: options.cwd, stdio: ['ignore', out, err], detached: true })
+      group = spawnGroup(file, argv, { env: options.env ?? process.env, cwd: options.cwd, stdio: ['ignore', out, err] })
     } finally {
       closeSync(out)
       closeSync(err)
     }
-    if (child.pid === undefined) throw new Error(`could not start ${name}: ${file} ${argv.join(' ')}`)
-    let done = false
-    const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
-      child.once('exit', (code, signal) => { done = true; resolve({ code, signal }) })
-      child.once('error', () => { done = true; resolve({ code: null, signal: null }) })
-    })
-    const managed: Managed = {
-      name,
-      pid: child.pid,
-      child,
-      stdoutFile,
-      stderrFile,
-      commandLine: commandLine(file, argv, shownEnv),
-      exited,
-      hasExited: () => done
-    }
+    const managed: Managed = { ...group, name, stdoutFile, stderrFile, commandLine: commandLine(file, argv, shownEnv) }
     this.#live.add(managed)
-    exited.then(() => this.#live.delete(managed), () => {})
     return managed
   }
 
@@ -91,57 +74,19 @@ export class ProcessRegistry {
   async run (name: string, cmd: string, args: readonly string[], options: SpawnOptions = {}): Promise<{ code: number | null, stdout: string, stderr: string, commandLine: string }> {
     const managed = this.spawn(name, cmd, args, options)
     const { code } = await managed.exited
+    await this.stop(managed)
     return { code, stdout: readFileSync(managed.stdoutFile, 'utf8'), stderr: readFileSync(managed.stderrFile, 'utf8'), commandLine: managed.commandLine }
   }
 
   /** SIGTERM to the process's group, SIGKILL after `graceMs`. */
   async stop (managed: Managed, graceMs = 3000): Promise<void> {
-    if (managed.hasExited() && !groupAlive(managed.pid)) return
-    signalGroup(managed.pid, 'SIGTERM')
-    const timer = setTimeout(() => signalGroup(managed.pid, 'SIGKILL'), graceMs)
-    await managed.exited
-    clearTimeout(timer)
-    // Workers can outlive their primary for a moment; nginx workers their master.
-    for (let i = 0; i < 50 && groupAlive(managed.pid); i++) await new Promise((resolve) => setTimeout(resolve, 20))
-    if (groupAlive(managed.pid)) signalGroup(managed.pid, 'SIGKILL')
+    await stopGroup(managed, graceMs)
+    this.#live.delete(managed)
   }
 
   async stopAll (): Promise<void> {
-    await Promise.all([...this.#live].map((m) => this.stop(m)))
+    await Promise.all([...this.#live].map(async (m) => await this.stop(m)))
   }
-
-  /** For exit paths that cannot wait: SIGKILL every group this registry started. */
-  killAllSync (): void {
-    for (const managed of this.#live) signalGroup(managed.pid, 'SIGKILL')
-    this.#live.clear()
-  }
-}
-
-function signalGroup (pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal)
-  } catch {}
-}
-
-function groupAlive (pid: number): boolean {
-  try {
-    process.kill(-pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
-/** A port that was free a moment ago on 127.0.0.1 (for programs that need one in their config). */
-export async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve())
-  })
-  const { port } = server.address() as AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
 }
 
 export interface HttpAnswer { status: number, body: string }
@@ -162,41 +107,36 @@ export function httpGet (url: string, timeoutMs = 2000): Promise<HttpAnswer> {
   })
 }
 
-/** Polls `url` until it answers 200, failing early (with the process's stderr) if `managed` exits. */
-export async function waitUntilServing (url: string, managed: Managed, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  let last = ''
-  while (Date.now() < deadline) {
-    if (managed.hasExited()) {
-      throw new Error(`${managed.name} exited before serving ${url}:\n${tail(managed.stderrFile)}\n${tail(managed.stdoutFile)}`)
-    }
-    try {
-      const answer = await httpGet(url, 1000)
-      if (answer.status === 200) return
-      last = `status ${answer.status}: ${answer.body.slice(0, 200)}`
-    } catch (err) {
-      last = String(err)
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  throw new Error(`${managed.name} did not serve ${url} within ${timeoutMs} ms (last: ${last}):\n${tail(managed.stderrFile)}`)
+function exitedEarly (managed: Managed, what: string): Error {
+  return new Error(`${managed.name} exited before ${what}:\n${tail(managed.stderrFile)}\n${tail(managed.stdoutFile)}`)
 }
 
-/** Polls a process's stdout for a JSON line with msg `ready` (or the relay's `relay ready`) and returns its port. */
-export async function waitForReadyLine (managed: Managed, timeoutMs = 15_000): Promise<number> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    for (const line of readFileSync(managed.stdoutFile, 'utf8').split('\n')) {
-      if (!line.startsWith('{')) continue
-      try {
-        const parsed = JSON.parse(line) as { msg?: string, port?: number }
-        if ((parsed.msg === 'ready' || parsed.msg === 'relay ready') && typeof parsed.port === 'number') return parsed.port
-      } catch {}
-    }
-    if (managed.hasExited()) throw new Error(`${managed.name} exited before it was ready:\n${tail(managed.stderrFile)}\n${tail(managed.stdoutFile)}`)
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-  throw new Error(`${managed.name} printed no ready line within ${timeoutMs} ms:\n${tail(managed.stderrFile)}`)
+/** Polls `url` until it answers 200, failing early (with the process's stderr) if `managed` exits. */
+export async function waitUntilServing (url: string, managed: Managed, timeoutMs = READY_TIMEOUT_MS): Promise<void> {
+  let last = ''
+  await waitFor(async () => {
+    if (managed.hasExited()) throw exitedEarly(managed, `serving ${url}`)
+    const answer = await httpGet(url, 1000).catch((err: unknown) => ({ status: 0, body: String(err) }))
+    last = `status ${answer.status}: ${answer.body.slice(0, 200)}`
+    return answer.status === 200
+  }, timeoutMs, () => `${managed.name} to serve ${url} (last: ${last}):\n${tail(managed.stderrFile)}`, 50)
+}
+
+/**
+ * Polls a process's stdout for `count` JSON lines saying it is ready (the relay's, one per worker,
+ * or `ready` from bench/servers) and returns the port the first one names.
+ */
+export async function waitForReadyLine (managed: Managed, count = 1, timeoutMs = READY_TIMEOUT_MS): Promise<number> {
+  let ready: number[] = []
+  await waitFor(() => {
+    const logs = new LogCollector({ strict: false })
+    logs.write(readFileSync(managed.stdoutFile))
+    ready = logs.lines.filter((l) => (l.msg === READY_MSG || l.msg === 'ready') && typeof l.port === 'number').map((l) => l.port as number)
+    if (ready.length >= count) return true
+    if (managed.hasExited()) throw exitedEarly(managed, 'it was ready')
+    return false
+  }, timeoutMs, () => `${count} ready line(s) from ${managed.name}:\n${tail(managed.stderrFile)}`, 25)
+  return ready[0] as number
 }
 
 export function tail (file: string, lines = 20): string {

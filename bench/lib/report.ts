@@ -1,5 +1,5 @@
 // RESULTS.md and the summary printed at the end of a run. Pure: results in, text out.
-import { LATE_GROWTH_LIMIT_BYTES, MB, lateGrowth, size, type Results, type Summary, type SystemSummary, type Target } from './results.js'
+import { LATE_GROWTH_LIMIT_BYTES, MB, lateGrowth, size, type Results, type Summary, type Target } from './results.js'
 import { median } from './stats.js'
 
 const fmt = (v: number | undefined, digits = 2): string => v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(digits)
@@ -30,15 +30,6 @@ export function isNoisy (results: Results, summary: Summary): { noisy: boolean, 
   return { noisy: why.length > 0, why }
 }
 
-function transferCell (t: SystemSummary['upload']): string {
-  if (t === undefined) return '—'
-  return `${mbs(t.peakGrowthBytes)}`
-}
-
-function sseCell (s: SystemSummary): string {
-  return s.sse === undefined ? '—' : `${fmt(s.sse.firstEventMs)} ms`
-}
-
 function summaryTable (summary: Summary, connections: number[]): string[] {
   const c = summary.loadConnections
   const lat = connections.map((n) => `p50 / p99 @${n}, ms`)
@@ -51,10 +42,10 @@ function summaryTable (summary: Summary, connections: number[]): string[] {
     fmt(s.cpuRatioToNginx[c], 2),
     ...connections.map((n) => `${fmt(s.p50Ms[n])} / ${fmt(s.p99Ms[n])}`),
     `${mbs(s.idleRssBytes)} / ${mbs(s.loadRssBytes)}`,
-    sseCell(s),
+    s.sse === undefined ? '—' : `${fmt(s.sse.firstEventMs)} ms`,
     s.sse === undefined ? '—' : `${fmt(s.sse.eventDelayMs)} / ${fmt(s.sse.eventDelayP99Ms)}`,
-    transferCell(s.upload),
-    transferCell(s.download),
+    mbs(s.upload?.peakGrowthBytes),
+    mbs(s.download?.peakGrowthBytes),
     s.idleConnectionBytes === undefined ? '—' : fmt(s.idleConnectionBytes / 1024, 1)
   ])
   if (summary.direct !== undefined) {

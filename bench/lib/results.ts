@@ -241,7 +241,6 @@ export function lateGrowth (t: TransferRun): number {
   return Math.max(c, d) - Math.max(a, b)
 }
 
-const ms = (v: number): string => `${v.toFixed(2)} ms`
 const signedMs = (v: number): string => `${v >= 0 ? '+' : ''}${v.toFixed(2)} ms`
 const mb = (v: number): string => `${(v / MB).toFixed(1)} MB`
 
@@ -300,5 +299,3 @@ export function size (bytes: number): string {
   if (bytes % 2 ** 20 === 0) return `${bytes / 2 ** 20} MiB`
   return `${bytes} bytes`
 }
-
-export { ms, mb }

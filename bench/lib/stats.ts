@@ -23,11 +23,6 @@ export function percentile (values: readonly number[], p: number): number {
   return sorted[rank - 1] as number
 }
 
-export function min (values: readonly number[]): number {
-  const finite = values.filter((v) => Number.isFinite(v))
-  return finite.length === 0 ? NaN : Math.min(...finite)
-}
-
 export function max (values: readonly number[]): number {
   const finite = values.filter((v) => Number.isFinite(v))
   return finite.length === 0 ? NaN : Math.max(...finite)

@@ -35,13 +35,11 @@ function formatMs (v: number): string {
 export interface PlotOptions {
   title: string
   subtitle?: string
-  width?: number
-  height?: number
 }
 
 export function latencySvg (series: readonly LatencySeries[], options: PlotOptions): string {
-  const width = options.width ?? 760
-  const height = options.height ?? 440
+  const width = 760
+  const height = 440
   const margin = { left: 70, right: 230, top: 58, bottom: 52 }
   const plotW = width - margin.left - margin.right
   const plotH = height - margin.top - margin.bottom

@@ -3,8 +3,10 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
-import { freePort, waitForReadyLine, waitUntilServing, type Managed, type ProcessRegistry } from './processes.js'
-import { processTree } from './proc.js'
+import { waitForReadyLine, waitUntilServing, type Managed, type ProcessRegistry } from './processes.js'
+import { freePort } from '../../harness/ports.js'
+import { processTree } from '../../harness/proc.js'
+import { SERVER_JS, relayEnv } from '../../harness/relay-process.js'
 import ts from 'typescript'
 
 /**
@@ -51,6 +53,9 @@ export const SYSTEM_DESCRIPTIONS: Record<SystemId, string> = {
 
 /** Phase 1: small JSON from nginx (`/json`). Phase 2: SSE and large bodies from the node upstream. */
 export type Phase = 'json' | 'stream'
+
+/** Set on every relay measured, so it runs as production does: metrics behind a token. */
+export const METRICS_TOKEN = 'bench-metrics-token'
 
 /** The JSON the nginx upstream returns for GET /json, byte for byte. */
 export const JSON_BODY = '{"status":"ok","service":"bench-upstream"}'
@@ -180,7 +185,7 @@ export interface StartContext {
   node: string
   /** bench/servers/*.ts compiled to plain JavaScript: no loader or type stripping in a measured process */
   servers: Record<'upstream' | 'fastify-stock' | 'node-raw', string>
-  /** The repo root (dist/server.js, bench/servers) */
+  /** The repo root: the working directory of the Node.js systems */
   root: string
   bodyLimitBytes: number
   /** The open-files limit the systems inherit (HAProxy sizes its maxconn from it) */
@@ -191,7 +196,6 @@ export interface StartContext {
 
 export interface RunningSystem {
   id: SystemId
-  phase: Phase
   url: string
   managed: Managed
   /** The system's processes now (the main one and its workers) */
@@ -240,16 +244,16 @@ export async function startSystem (id: SystemId, phase: Phase, upstreams: Upstre
         RELAY_WORKERS: id === 'relay' ? '1' : '2',
         RELAY_LOG_LEVEL: 'INFO',
         UPSTREAM_URL: upstreamUrl,
-        RELAY_METRICS_TOKEN: 'bench-metrics-token',
+        RELAY_METRICS_TOKEN: METRICS_TOKEN,
         // Phase 1 keeps the production default; the 1 GB upload of phase 2 needs a higher limit.
         ...(phase === 'stream' ? { RELAY_BODY_LIMIT_BYTES: String(ctx.bodyLimitBytes) } : {}),
         RELAY_SHUTDOWN_DELAY_SECONDS: '0',
         RELAY_SHUTDOWN_TIMEOUT_SECONDS: '1'
       }
-      const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RELAY_') && k !== 'UPSTREAM_URL' && k !== 'NODE_OPTIONS'))
-      managed = ctx.registry.spawn(name, ctx.node, [join(ctx.root, 'dist/server.js')], { cpus: ctx.proxyCpus, env: { ...inherited, ...env }, cwd: ctx.root }, env)
+      managed = ctx.registry.spawn(name, ctx.node, [SERVER_JS], { cpus: ctx.proxyCpus, env: relayEnv(env), cwd: ctx.root }, env)
       ctx.relayLogs.push(managed.stdoutFile)
-      port = await waitForReadyLine(managed)
+      // Every worker's ready line: a relay with one not yet listening would be measured short of one.
+      port = await waitForReadyLine(managed, Number(env.RELAY_WORKERS))
       break
     }
     case 'fastify-stock':
@@ -262,39 +266,36 @@ export async function startSystem (id: SystemId, phase: Phase, upstreams: Upstre
   }
   const url = `http://127.0.0.1:${port}`
   await waitUntilServing(url + probe, managed)
-  // A relay with workers: wait until every worker said it is ready.
-  if (id === 'relay-2w') {
-    const deadline = Date.now() + 15_000
-    while (processTree(managed.pid).length < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  return { id, phase, url, managed, pids: () => processTree(managed.pid), command: managed.commandLine, config }
+  return { id, url, managed, pids: () => processTree(managed.pid), command: managed.commandLine, config }
 }
 
 export interface Upstreams {
   ports: UpstreamPorts
-  nginx: Managed
-  node: Managed
   pids: () => number[]
   commands: string[]
   config: { name: string, text: string }
 }
 
+/** nginx answering `GET /json` with `return 200`, serving once this resolves (`npm run bench` and `bench:pi`). */
+export async function startNginxUpstream (registry: ProcessRegistry, dir: string, cpus: string | undefined): Promise<{ nginx: Managed, port: number, text: string }> {
+  const prefix = join(dir, 'upstream-nginx')
+  mkdirSync(prefix, { recursive: true })
+  const port = await freePort()
+  const text = nginxUpstreamConfig({ prefix, port, user: nginxUser() })
+  writeFileSync(join(prefix, 'nginx.conf'), text)
+  const nginx = registry.spawn('upstream-nginx', 'nginx', ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', join(prefix, 'nginx.conf')], { cpus })
+  await waitUntilServing(`http://127.0.0.1:${port}/json`, nginx)
+  return { nginx, port, text }
+}
+
 /** nginx (`return 200` on /json) and the node upstream (SSE, bodies), on the load generator's CPUs. */
 export async function startUpstreams (ctx: StartContext, generatorCpus: string | undefined): Promise<Upstreams> {
-  const prefix = join(ctx.dir, 'upstream-nginx')
-  mkdirSync(prefix, { recursive: true })
-  const jsonPort = await freePort()
-  const text = nginxUpstreamConfig({ prefix, port: jsonPort, user: nginxUser() })
-  writeFileSync(join(prefix, 'nginx.conf'), text)
-  const nginx = ctx.registry.spawn('upstream-nginx', 'nginx', ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', join(prefix, 'nginx.conf')], { cpus: generatorCpus })
-  await waitUntilServing(`http://127.0.0.1:${jsonPort}/json`, nginx)
+  const { nginx, port: jsonPort, text } = await startNginxUpstream(ctx.registry, ctx.dir, generatorCpus)
   const node = ctx.registry.spawn('upstream-node', ctx.node, [ctx.servers.upstream, '0'], { cpus: generatorCpus, cwd: ctx.root })
   const streamPort = await waitForReadyLine(node)
   await waitUntilServing(`http://127.0.0.1:${streamPort}/json`, node)
   return {
     ports: { json: jsonPort, stream: streamPort },
-    nginx,
-    node,
     pids: () => [...processTree(nginx.pid), ...processTree(node.pid)],
     commands: [nginx.commandLine, node.commandLine],
     config: { name: 'nginx.conf (upstream)', text }

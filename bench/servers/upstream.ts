@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
-const JSON_BODY = '{"status":"ok","service":"bench-upstream"}'
+const JSON_BODY = '{"status":"ok","service":"bench-upstream"}' // bench/lib/systems.ts's, kept equal by test/bench/configs.test.ts
 const CHUNK = Buffer.alloc(256 * 1024, 0x78)
 
 function numberParam (url: URL, name: string, fallback: number): number {

@@ -1,8 +1,8 @@
-// The generated nginx and HAProxy configurations, and the clients' parsers.
+// The generated nginx and HAProxy configurations, and the command lines RESULTS.md shows.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { haproxyConfig, nginxProxyConfig, nginxUpstreamConfig, JSON_BODY } from '../../bench/lib/systems.js'
-import { parseResponseHead, parseSseEvent, responseEnd, splitSseEvents } from '../../bench/lib/clients.js'
 import { commandLine } from '../../bench/lib/processes.js'
 
 test('nginx runs in the foreground with its own prefix, pid file and temp paths (works as non-root)', () => {
@@ -26,6 +26,11 @@ test('the nginx reference proxy keeps a keep-alive pool upstream; streaming sett
   for (const line of ['proxy_buffering off;', 'proxy_request_buffering off;', 'client_max_body_size 0;']) assert.ok(stream.includes(line), line)
 })
 
+test('the node upstream answers /json with the same JSON as the nginx one (it is standalone: a copy, kept equal here)', () => {
+  const source = readFileSync(new URL('../../bench/servers/upstream.ts', import.meta.url), 'utf8')
+  assert.ok(source.includes(`const JSON_BODY = '${JSON_BODY}'`), 'bench/servers/upstream.ts declares the same JSON_BODY')
+})
+
 test('the nginx upstream returns the small JSON on /json', () => {
   const conf = nginxUpstreamConfig({ prefix: '/p', port: 7070 })
   assert.ok(conf.includes(`return 200 '${JSON_BODY}';`))
@@ -42,24 +47,6 @@ test('HAProxy: one thread, connection reuse, http-no-delay only for streaming', 
   assert.match(json, /server up 127\.0\.0\.1:9090/)
   assert.doesNotMatch(json, /http-no-delay/)
   assert.match(haproxyConfig({ port: 1, upstreamPort: 2, maxconn: 256, phase: 'stream' }), /option http-no-delay/)
-})
-
-test('SSE: events split on blank lines, a partial event kept for the next chunk', () => {
-  assert.deepEqual(splitSseEvents('data: a\n\ndata: b\n\ndata: c'), { events: ['data: a', 'data: b'], rest: 'data: c' })
-  assert.deepEqual(splitSseEvents(''), { events: [], rest: '' })
-  assert.deepEqual(parseSseEvent('data: {"i":3,"t":"123456789012345"}'), { index: 3, sentNs: 123456789012345n })
-  assert.throws(() => parseSseEvent('event: ping'), /without data/)
-})
-
-test('HTTP response heads and ends', () => {
-  assert.deepEqual(parseResponseHead('HTTP/1.1 200 OK\r\nContent-Length: 42\r\n'), { status: 200, contentLength: 42 })
-  assert.deepEqual(parseResponseHead('HTTP/1.1 413 Payload Too Large\r\ntransfer-encoding: chunked\r\n'), { status: 413, contentLength: undefined })
-  assert.throws(() => parseResponseHead('SSH-2.0'), /not an HTTP/)
-  const response = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}'
-  assert.equal(responseEnd(response), response.length)
-  assert.equal(responseEnd(response.slice(0, -1)), -1)
-  assert.equal(responseEnd('HTTP/1.1 200 OK\r\n'), -1)
-  assert.throws(() => responseEnd('HTTP/1.1 200 OK\r\n\r\n'), /without Content-Length/)
 })
 
 test('command lines shown in RESULTS.md are copy-pasteable', () => {

@@ -4,6 +4,10 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { once } from 'node:events'
 import { createDemoUpstream } from '../../dev/demo-upstream.js'
 
+export { waitFor } from '../../harness/wait.js'
+/** A loopback port nothing listens on: connecting to it is refused. */
+export { freePort as refusedPort } from '../../harness/ports.js'
+
 export interface Upstream {
   url: string
   port: number
@@ -70,24 +74,6 @@ export async function startRawUpstream (onSocket: (socket: Socket) => void): Pro
       server.close()
       await once(server, 'close')
     }
-  }
-}
-
-/** A loopback port nothing listens on: connecting to it is refused. */
-export async function refusedPort (): Promise<number> {
-  const server = createNetServer()
-  const port = await listen(server)
-  server.close()
-  await once(server, 'close')
-  return port
-}
-
-/** Resolves when `predicate` holds, polling; rejects after `timeoutMs`. */
-export async function waitFor (predicate: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }
 

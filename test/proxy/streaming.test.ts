@@ -2,12 +2,12 @@
 // pass without the relay's memory growing with them.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { spawnRelay, startRelay } from '../helpers/relay.js'
 import { startUpstream } from '../helpers/upstreams.js'
+import { readProcMemory } from '../../harness/proc.js'
 
 test('each SSE event reaches the client within milliseconds of the upstream writing it', async (t) => {
   const written: number[] = []
@@ -68,11 +68,6 @@ test('a stream\'s headers reach the client when the upstream sends them, before 
   assert.ok(bodyAfter >= 550, `the body arrived after ${bodyAfter.toFixed(0)} ms`)
 })
 
-function rssOf (pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  return Number(match?.[1]) * 1024
-}
-
 test('a 100 MB upload and a 100 MB download pass without the relay buffering them', async (t) => {
   const MB = 1024 * 1024
   const size = 100 * MB
@@ -102,7 +97,7 @@ test('a 100 MB upload and a 100 MB download pass without the relay buffering the
   // Warm up the pool and the JIT, then take the baseline.
   for (let i = 0; i < 3; i++) await (await fetch(`${relay.url}/warm`)).arrayBuffer()
   await sleep(200)
-  const baseline = rssOf(pid, 'VmRSS')
+  const baseline = readProcMemory(pid)?.rss ?? NaN
 
   const upload = request(`${relay.url}/upload`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', 'content-length': size } })
   const chunk = Buffer.alloc(64 * 1024, 1)
@@ -121,6 +116,6 @@ test('a 100 MB upload and a 100 MB download pass without the relay buffering the
   for await (const part of download.body as unknown as AsyncIterable<Uint8Array>) downloaded += part.length
   assert.equal(downloaded, size)
 
-  const growth = rssOf(pid, 'VmHWM') - baseline
+  const growth = (readProcMemory(pid)?.hwm ?? NaN) - baseline
   assert.ok(growth < 60 * MB, `peak RSS grew by ${(growth / MB).toFixed(1)} MB while 200 MB passed through`)
 })

@@ -229,7 +229,7 @@ test('answers Node.js would make on its own carry a request id, are logged once 
   slow.write('GET /x HTTP/1.1\r\nHost: x\r\n')
   const timedOut = await readUntilClose(slow, 5000)
   assert.equal(timedOut.statusCode, 408)
-  assert.ok(relay.logs.find((l) => l.reqId === timedOut.headers['x-request-id'] && l.statusCode === 408))
+  await relay.logs.waitFor((l) => l.reqId === timedOut.headers['x-request-id'] && l.statusCode === 408, 3000, 'the 408 line')
   // A body trickled past the request timeout: 408 too, logged and counted as 408, not 499.
   const trickle = await opened(relay.port)
   trickle.write('POST /slow HTTP/1.1\r\nHost: x\r\nX-Request-Id: trickled\r\nContent-Length: 1000\r\n\r\n')

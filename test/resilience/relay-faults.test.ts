@@ -8,7 +8,7 @@ import { startUpstream, waitFor } from '../helpers/upstreams.js'
 import { connect } from 'node:net'
 import { once } from 'node:events'
 import { openStream, readUntilClose } from '../helpers/http.js'
-import { describeFailures, runLoad } from '../helpers/load.js'
+import { describeFailures, runLoad } from '../../harness/load.js'
 
 test('a worker killed with SIGKILL under load: only its own requests fail, it is replaced, metrics keep answering', async (t) => {
   const upstream = await startUpstream()

@@ -2,7 +2,7 @@
 // the memory that survives a full GC. `npm run soak` runs the same for 60 s.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { formatSoak, leaked, runSoak } from '../helpers/soak.js'
+import { formatSoak, leaked, runSoak } from '../../harness/soak.js'
 
 test('15 s of mixed load: no unexpected error, no leak', async (t) => {
   const result = await runSoak({ seconds: 15, warmupSeconds: 5, concurrency: 20 })

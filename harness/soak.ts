@@ -5,9 +5,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { spawnRelay } from './relay.js'
-import { startUpstream } from './upstreams.js'
+import { startDemoUpstream } from '../dev/demo-upstream.js'
+import { spawnRelay } from './relay-process.js'
 import { describeFailures, runLoad, type LoadResult } from './load.js'
+import { rssBytes } from './proc.js'
 
 /**
  * Growth allowed in what survives a full GC (V8 heap + external memory) between warm-up and the end:
@@ -34,11 +35,6 @@ export interface SoakResult {
   errors: string
 }
 
-export function rssBytes (pid: number): number {
-  const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  return Number(match?.[1]) * 1024
-}
-
 /** Asks the relay (running heap-probe.mjs) to collect garbage and report what is left. */
 async function retainedBytes (pid: number, file: string): Promise<number> {
   const before = statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? 0
@@ -60,8 +56,8 @@ async function retainedBytes (pid: number, file: string): Promise<number> {
 export async function runSoak (options: SoakOptions): Promise<SoakResult> {
   const probeDir = mkdtempSync(join(tmpdir(), 'relay-soak-'))
   const probeFile = join(probeDir, 'memory.json')
-  const upstream = await startUpstream()
-  const relay = await spawnRelay({ UPSTREAM_URL: upstream.url, RELAY_WORKERS: '1', HEAP_PROBE_FILE: probeFile },
+  const upstream = await startDemoUpstream(0, '127.0.0.1')
+  const relay = await spawnRelay({ UPSTREAM_URL: `http://127.0.0.1:${upstream.port}`, RELAY_WORKERS: '1', HEAP_PROBE_FILE: probeFile },
     { nodeOptions: ['--expose-gc', '--import', HEAP_PROBE] })
   try {
     const pid = relay.child.pid as number
@@ -69,11 +65,11 @@ export async function runSoak (options: SoakOptions): Promise<SoakResult> {
     const sse = { tokens: 10, intervalMs: 20 }
     const warmup = await runLoad({ url: relay.url, concurrency: options.concurrency, durationMs: options.warmupSeconds * 1000, mix, sse })
     await sleep(500)
-    const rssAfterWarmup = rssBytes(pid)
+    const rssAfterWarmup = rssBytes([pid])
     const retainedAfterWarmup = await retainedBytes(pid, probeFile)
     const load = await runLoad({ url: relay.url, concurrency: options.concurrency, durationMs: options.seconds * 1000, mix, sse })
     await sleep(500)
-    const rssAfterRun = rssBytes(pid)
+    const rssAfterRun = rssBytes([pid])
     const retainedAfterRun = await retainedBytes(pid, probeFile)
     const failures = [...warmup.failures, ...load.failures]
     return {
@@ -86,7 +82,8 @@ export async function runSoak (options: SoakOptions): Promise<SoakResult> {
     }
   } finally {
     await relay.stop()
-    await upstream.close()
+    upstream.server.closeAllConnections()
+    await new Promise((resolve) => upstream.server.close(resolve))
     rmSync(probeDir, { recursive: true, force: true })
   }
 }

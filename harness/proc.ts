@@ -1,6 +1,7 @@
 // Linux /proc: CPU time and memory of the processes under test, the machine's load, and process trees.
 // The parsers are pure (unit-tested); the readers return undefined for a process that has gone.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpus as machineCpus } from 'node:os'
 
 export interface ProcStat {
   pid: number
@@ -128,6 +129,23 @@ export function readProcMemory (pid: number): ProcMemory | undefined {
   } catch {
     return undefined
   }
+}
+
+/** The CPUs of a list such as /proc's Cpus_allowed_list, "0-2,5" → [0, 1, 2, 5]. */
+export function parseCpuList (text: string): number[] {
+  const cpus: number[] = []
+  for (const part of text.trim().split(',')) {
+    const [a, b] = part.split('-').map(Number)
+    if (part === '' || a === undefined || !Number.isInteger(a)) continue
+    for (let c = a; c <= (b ?? a); c++) cpus.push(c)
+  }
+  return cpus
+}
+
+/** The CPUs this process may run on (cgroup cpusets and taskset included), from /proc/self/status. */
+export function allowedCpus (): number[] {
+  const cpus = parseCpuList(/^Cpus_allowed_list:\s*(.+)$/m.exec(readText('/proc/self/status') ?? '')?.[1] ?? '')
+  return cpus.length > 0 ? cpus : machineCpus().map((_, i) => i)
 }
 
 export function readLoadavg (): LoadAverage {

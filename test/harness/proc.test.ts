@@ -1,7 +1,7 @@
 // /proc parsing: CPU ticks, memory, load and process trees.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { cpuTicks, descendantsOf, parseLoadavg, parseProcStat, parseProcStatCpu, parseProcStatus, processTree, readProcMemory, readProcStat, rssBytes } from '../../bench/lib/proc.js'
+import { allowedCpus, cpuTicks, descendantsOf, parseCpuList, parseLoadavg, parseProcStat, parseProcStatCpu, parseProcStatus, processTree, readProcMemory, readProcStat, rssBytes } from '../../harness/proc.js'
 
 // Fields 1-17 of a real line, the rest cut short; the command name holds spaces and parentheses.
 const STAT = '4242 (node (worker) 1) S 4200 4242 4200 0 -1 4194560 9000 0 0 0 1234 567 89 10 20 0 11 0 600 1000000 20000 18446744073709551615'
@@ -50,4 +50,11 @@ test('the readers on this very process', () => {
   assert.ok(processTree(process.pid).includes(process.pid))
   assert.equal(readProcStat(2 ** 22 + 1), undefined, 'a pid that does not exist reads as gone')
   assert.equal(rssBytes([2 ** 22 + 1]), 0)
+})
+
+test('CPU lists: ranges and single CPUs; this process may run on at least one', () => {
+  assert.deepEqual(parseCpuList('0-2,5\n'), [0, 1, 2, 5])
+  assert.deepEqual(parseCpuList('3'), [3])
+  assert.deepEqual(parseCpuList(''), [])
+  assert.ok(allowedCpus().length >= 1)
 })

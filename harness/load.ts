@@ -1,5 +1,5 @@
 // A steady load of keep-alive clients mixing small GETs, POSTs and SSE streams, recording every
-// outcome. Used by the resilience tests and by `npm run soak`.
+// outcome. Used by the resilience tests and by the soak (harness/soak.ts).
 import { Agent, request } from 'undici'
 
 export type RequestKind = 'get' | 'post' | 'sse'

@@ -42,10 +42,21 @@ export const SYSTEM_LABELS: Record<SystemId, string> = {
   'relay-2w': 'tokenplace-relay, 2 workers'
 }
 
+/**
+ * The overload protection, on but never binding: every request pays for the cap, the fair queue's
+ * bookkeeping, the per-client count, the rate limit and the event-loop check, and none is refused.
+ */
+export const PRODUCTION_LIMITS = {
+  RELAY_MAX_CONCURRENT: '10000',
+  RELAY_MAX_CONCURRENT_PER_CLIENT: '10000',
+  RELAY_RATE_LIMIT: '1000000',
+  RELAY_MAX_EVENT_LOOP_DELAY_MS: '1000'
+} as const
+
 export const SYSTEM_DESCRIPTIONS: Record<SystemId, string> = {
   nginx: 'nginx, 1 worker, upstream keep-alive pool of 64, no access log; phase 2: proxy_buffering and proxy_request_buffering off',
   haproxy: 'HAProxy, nbthread 1, http-reuse always, no log; phase 2: option http-no-delay',
-  relay: 'this repo\'s dist/server.js, production configuration: RELAY_WORKERS=1, INFO logging (one line per request, to a file), metrics on',
+  relay: 'this repo\'s dist/server.js, production configuration: RELAY_WORKERS=1, INFO logging (one line per request, to a file), metrics on, overload limits on but not binding (RELAY_MAX_CONCURRENT=10000, RELAY_MAX_CONCURRENT_PER_CLIENT=10000, RELAY_RATE_LIMIT=1000000, RELAY_MAX_EVENT_LOOP_DELAY_MS=1000)',
   'fastify-stock': 'Fastify 5 + @fastify/http-proxy with defaults, logger off, no metrics (bench/servers/fastify-stock.ts)',
   'node-raw': 'node:http server + undici Pool, no framework, no logging (bench/servers/node-raw.ts)',
   'relay-2w': 'the relay as above with RELAY_WORKERS=2'
@@ -245,6 +256,7 @@ export async function startSystem (id: SystemId, phase: Phase, upstreams: Upstre
         RELAY_LOG_LEVEL: 'INFO',
         UPSTREAM_URL: upstreamUrl,
         RELAY_METRICS_TOKEN: METRICS_TOKEN,
+        ...PRODUCTION_LIMITS,
         // Phase 1 keeps the production default; the 1 GB upload of phase 2 needs a higher limit.
         ...(phase === 'stream' ? { RELAY_BODY_LIMIT_BYTES: String(ctx.bodyLimitBytes) } : {}),
         RELAY_SHUTDOWN_DELAY_SECONDS: '0',

@@ -600,6 +600,9 @@ describe('networkPolicy', { concurrency: true }, () => {
   })
 })
 
+/** The relabeling the chart's ServiceMonitor always starts with (servicemonitor.yaml says why). */
+const DROP_ENDPOINT_LABEL = { action: 'labeldrop', regex: 'endpoint' }
+
 describe('metrics.serviceMonitor', { concurrency: true }, () => {
   it('selects the relay Service and never the GPU Service, with interval, timeout, labels and the bearer token', async () => {
     const r = await render({
@@ -618,7 +621,8 @@ describe('metrics.serviceMonitor', { concurrency: true }, () => {
       scheme: 'http',
       interval: '1m',
       scrapeTimeout: '15s',
-      authorization: { type: 'Bearer', credentials: { name: 'relay-metrics', key: 'bearer' } }
+      authorization: { type: 'Bearer', credentials: { name: 'relay-metrics', key: 'bearer' } },
+      relabelings: [DROP_ENDPOINT_LABEL]
     }])
     assert.deepEqual(r.env.RELAY_METRICS_TOKEN, 'secret:relay-metrics/bearer')
   })
@@ -637,7 +641,7 @@ describe('metrics.serviceMonitor', { concurrency: true }, () => {
     assert.ok(sm.spec.jobLabel in (r.relayService.metadata.labels ?? {}), 'the job label is one the Service carries')
     const [endpoint] = sm.spec.endpoints
     assert.equal(endpoint.honorLabels, true)
-    assert.deepEqual(endpoint.relabelings, relabelings)
+    assert.deepEqual(endpoint.relabelings, [DROP_ENDPOINT_LABEL, ...relabelings], 'the chart\'s own relabeling first, then metrics.serviceMonitor.relabelings')
     assert.deepEqual(endpoint.metricRelabelings, metricRelabelings)
   })
 
@@ -645,7 +649,16 @@ describe('metrics.serviceMonitor', { concurrency: true }, () => {
     const sm = (await render({ metrics: { serviceMonitor: { enabled: true } } })).one('ServiceMonitor')
     assert.equal(sm.metadata.namespace, NAMESPACE)
     assert.equal(sm.spec.jobLabel, undefined)
-    for (const key of ['honorLabels', 'relabelings', 'metricRelabelings']) assert.equal(sm.spec.endpoints[0][key], undefined, key)
+    for (const key of ['honorLabels', 'metricRelabelings']) assert.equal(sm.spec.endpoints[0][key], undefined, key)
+    assert.deepEqual(sm.spec.endpoints[0].relabelings, [DROP_ENDPOINT_LABEL])
+  })
+
+  it('drops the endpoint="http" target label the Prometheus Operator adds, which would rename the relay\'s endpoint label exported_endpoint', async () => {
+    // What Prometheus does with a scraped label that clashes with a target label (honor_labels false):
+    // test/ops/prometheus.test.ts shows the relay's endpoint label arriving intact through a real one.
+    const sm = (await render({ metrics: { serviceMonitor: { enabled: true, relabelings: [{ targetLabel: 'cluster', replacement: 'lab' }] } } })).one('ServiceMonitor')
+    assert.deepEqual(sm.spec.endpoints[0].relabelings[0], { action: 'labeldrop', regex: 'endpoint' })
+    assert.equal(sm.spec.endpoints[0].port, 'http', 'the port the operator would have named the label after')
   })
 
   it('admits Prometheus through the NetworkPolicy only when the ServiceMonitor is on', async () => {

@@ -828,6 +828,15 @@ describe('metrics.prometheusRule', { concurrency: true }, () => {
     rendered.forEach((r, i) => { assert.deepEqual(rules(r).map((x) => x.alert), ALERTS.filter((_, j) => j !== i)) })
   })
 
+  it('an alert set to null is left out like a disabled one; a disabled one needs none of its other values', async () => {
+    const [nulled, disabled] = await Promise.all([
+      render({ metrics: { ...MONITORING, prometheusRule: { enabled: true, alerts: { RelayDown: null, RelayOverloaded: null } } } }),
+      render({ metrics: { ...MONITORING, prometheusRule: { enabled: true, alerts: { RelayHighErrorRate: { enabled: false, threshold: null, for: null } } } } })
+    ])
+    assert.deepEqual(rules(nulled).map((x) => x.alert), ['RelayUpstreamUnreachable', 'RelayNotReady', 'RelayHighErrorRate', 'RelaySlowFirstByte'])
+    assert.deepEqual(rules(disabled).map((x) => x.alert), ALERTS.filter((a) => a !== 'RelayHighErrorRate'))
+  })
+
   it('renders nothing when off, whatever else is set', async () => {
     const r = await render({ metrics: { serviceMonitor: { enabled: true }, prometheusRule: { enabled: false, labels: { release: 'x' } } } })
     assert.equal(r.has('PrometheusRule'), false)

@@ -386,12 +386,14 @@ endpoint!~"/healthz|/livez"
 {{- printf "%v" (float64 .) }}
 {{- end }}
 
-{{/* The alerts that are enabled, as a JSON list of names, in the order the PrometheusRule lists them. */}}
+{{/* The alerts that are enabled, as a JSON list of names, in the order the PrometheusRule lists them.
+  An alert set to null (Helm then drops it, defaults included) is not rendered, like enabled: false. */}}
 {{- define "tokenplace-relay.enabledAlerts" -}}
-{{- $alerts := .Values.metrics.prometheusRule.alerts }}
+{{- $alerts := .Values.metrics.prometheusRule.alerts | default dict }}
 {{- $names := list }}
 {{- range list "RelayDown" "RelayUpstreamUnreachable" "RelayNotReady" "RelayHighErrorRate" "RelaySlowFirstByte" "RelayOverloaded" }}
-{{- if (get $alerts .).enabled }}{{ $names = append $names . }}{{ end }}
+{{- $alert := get $alerts . }}
+{{- if and (kindIs "map" $alert) $alert.enabled }}{{ $names = append $names . }}{{ end }}
 {{- end }}
 {{- toJson $names }}
 {{- end }}

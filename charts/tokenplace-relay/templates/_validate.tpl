@@ -188,7 +188,7 @@ deployment.yaml. Types, formats and unknown keys are refused earlier by values.s
 {{- if lt $window (mul 2 $interval) }}
 {{- fail (printf "metrics.prometheusRule.rateWindow=%s is shorter than twice metrics.serviceMonitor.interval=%s: rate() needs two samples in its window, so the alerts would never fire; use at least %s (four times the interval is safer)" $pr.rateWindow .Values.metrics.serviceMonitor.interval (ternary (printf "%ds" (div (mul 2 $interval) 1000)) (printf "%dms" (mul 2 $interval)) (eq (mod (mul 2 $interval) 1000) 0))) }}
 {{- end }}
-{{- if and $pr.alerts.RelayOverloaded.enabled (not (include "tokenplace-relay.list" $pr.alerts.RelayOverloaded.reasons | fromJsonArray)) }}
+{{- if and (has "RelayOverloaded" (include "tokenplace-relay.enabledAlerts" . | fromJsonArray)) (not (include "tokenplace-relay.list" $pr.alerts.RelayOverloaded.reasons | fromJsonArray)) }}
 {{- fail "metrics.prometheusRule.alerts.RelayOverloaded.reasons is empty, so RelayOverloaded would count no rejection: list reasons (queue_full, queue_timeout, overloaded, client_concurrency, rate_limit), or set metrics.prometheusRule.alerts.RelayOverloaded.enabled=false" }}
 {{- end }}
 {{- end }}

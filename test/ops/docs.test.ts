@@ -27,12 +27,12 @@ describe('the alerts\' runbooks', () => {
     assert.equal(values.metrics.prometheusRule.runbookUrl, `${chart.home}/blob/main/charts/tokenplace-relay/README.md`)
   })
 
-  it('every rendered runbook_url is a section of the chart README\'s troubleshooting, and the notes\' link is too', async () => {
+  it('every rendered runbook_url is a section of the chart README\'s troubleshooting, and the guide\'s link is too', async () => {
     const { groups } = await renderedRules()
     const rules = groups.flatMap((g) => g.rules)
     assert.deepEqual(rules.map((r) => r.alert), ALERTS)
     const troubleshooting = chartReadme.slice(chartReadme.indexOf('\n## Troubleshooting the alerts\n'))
-    assert.ok(anchors.has('troubleshooting-the-alerts'), 'NOTES.txt links #troubleshooting-the-alerts')
+    assert.ok(anchors.has('troubleshooting-the-alerts'), 'the deployment guide links #troubleshooting-the-alerts')
     for (const rule of rules) {
       const fragment = new URL(rule.annotations.runbook_url as string).hash.slice(1)
       assert.ok(anchors.has(fragment), `${rule.alert}: #${fragment} is a heading of the chart README`)

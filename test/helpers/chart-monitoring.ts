@@ -283,9 +283,10 @@ export interface SimulatedPod { name: string, address: string }
  * Service, for pods at fixed loopback addresses (there is no cluster here, so the Kubernetes
  * discovery's meta labels are given as static labels): the same relabelings in the same order
  * (namespace, service, pod, container, job from the Service name or jobLabel, endpoint from the port
- * name), then the ServiceMonitor's own relabelings and metricRelabelings.
+ * name), then the ServiceMonitor's own relabelings and metricRelabelings; its interval and timeout.
+ * Not reproduced: the selection of the Service and port (the test gives the pods) and bearer tokens.
  */
-export function operatorScrapeConfig (rendered: Rendered, pods: SimulatedPod[], overrides: Record<string, unknown> = {}): Record<string, unknown> {
+export function operatorScrapeConfig (rendered: Rendered, pods: SimulatedPod[]): Record<string, unknown> {
   const sm = rendered.one('ServiceMonitor')
   const service = rendered.relayService
   const [endpoint] = sm.spec.endpoints as Array<Record<string, any>>
@@ -306,6 +307,8 @@ export function operatorScrapeConfig (rendered: Rendered, pods: SimulatedPod[], 
   return {
     job_name: `serviceMonitor/${sm.metadata.namespace as string}/${sm.metadata.name}/0`,
     honor_labels: endpoint.honorLabels === true,
+    scrape_interval: endpoint.interval,
+    scrape_timeout: endpoint.scrapeTimeout,
     metrics_path: endpoint.path,
     scheme: endpoint.scheme,
     static_configs: pods.map((pod) => ({
@@ -319,7 +322,6 @@ export function operatorScrapeConfig (rendered: Rendered, pods: SimulatedPod[], 
       }
     })),
     relabel_configs: relabelConfigs,
-    metric_relabel_configs: (endpoint.metricRelabelings ?? []).map(snakeRelabeling),
-    ...overrides
+    metric_relabel_configs: (endpoint.metricRelabelings ?? []).map(snakeRelabeling)
   }
 }

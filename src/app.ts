@@ -1,7 +1,7 @@
 // Builds the relay from a configuration object. Never listens: server.ts does, and so do the tests,
 // which build the app exactly the way production does. Read top to bottom, this is the map of the
 // service: the connections (http-server.ts), the request lifecycle every other part hooks into, the
-// one error path, the refusals, health and metrics, and the proxy.
+// one error path, the refusals, health and metrics, and the proxy behind the overload protection.
 import { STATUS_CODES } from 'node:http'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { DestinationStream } from 'pino'
@@ -18,13 +18,20 @@ import accessLogPlugin from './plugins/access-log.js'
 import requestRulesPlugin from './plugins/request-rules.js'
 import healthPlugin from './plugins/health.js'
 import metricsPlugin from './plugins/metrics.js'
+import loadSheddingPlugin from './plugins/load-shedding.js'
+import rateLimitPlugin from './plugins/rate-limit.js'
+import admissionPlugin from './plugins/admission.js'
 import proxyPlugin from './plugins/proxy.js'
+import type { Gate } from './admission-gate.js'
+import type { RateLimitStore } from './rate-limit-stores.js'
 
 export interface BuildAppOptions {
   /** Where log lines go (stdout by default); tests pass a stream to read them. */
   logDestination?: DestinationStream
   /** Set in cluster workers: /metrics then shows the sum over all workers. */
   collectClusterMetrics?: () => Promise<string>
+  /** Set in cluster workers: the pod-wide limits are kept by the primary. */
+  cluster?: { gate?: Gate, rateLimitStore?: RateLimitStore }
 }
 
 const ALLOW = PROXIED_METHODS.join(', ')
@@ -95,7 +102,14 @@ export async function buildApp (config: RelayConfig, options: BuildAppOptions = 
   await app.register(healthPlugin)
   await app.register(metricsPlugin, { collectClusterMetrics: options.collectClusterMetrics })
   await app.register(requestRulesPlugin)
-  await app.register(proxyPlugin)
+  // The proxied routes, behind the overload protection that keeps one GPU usable for everyone:
+  // nothing here ever applies to /healthz, /livez or /metrics.
+  await app.register(async function proxied (scope) {
+    await scope.register(loadSheddingPlugin)
+    await scope.register(rateLimitPlugin, { store: options.cluster?.rateLimitStore })
+    await scope.register(admissionPlugin, { gate: options.cluster?.gate })
+    await scope.register(proxyPlugin)
+  })
   return app
 }
 

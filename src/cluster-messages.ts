@@ -19,3 +19,18 @@ export interface SnapshotResponse { type: 'relay:metrics-snapshot', id: number, 
 export function isMessage<T extends { type: string }> (value: unknown, type: T['type']): value is T {
   return typeof value === 'object' && value !== null && (value as { type?: unknown }).type === type
 }
+
+/** Worker → primary: may this request (of this client) go to the upstream? */
+export interface AdmitRequest { type: 'relay:admit', id: number, key: string }
+
+/** Primary → worker: the answer, once; a queued request gets it when its slot frees. */
+export interface AdmitResponse { type: 'relay:admitted', id: number, refused?: 'queue_full' | 'client_concurrency', retryAfterSeconds?: number }
+
+/** Worker → primary: the request ended, or left the queue. */
+export interface AdmitRelease { type: 'relay:admit-release', id: number }
+
+/** Worker → primary: count one more request of this client in the rate-limit window. */
+export interface RateIncrement { type: 'relay:rate-incr', id: number, key: string, timeWindow: number, max: number }
+
+/** Primary → worker: the count so far in the window, and the milliseconds the window has left. */
+export interface RateCount { type: 'relay:rate-count', id: number, current: number, ttl: number }

@@ -82,6 +82,39 @@ export const VARIABLES = {
     schema: { type: 'string', maxLength: 4096 },
     expected: 'a comma-separated list of IP addresses or CIDR ranges (or loopback, linklocal, uniquelocal) of proxies in front of the relay'
   },
+  RELAY_MAX_CONCURRENT: {
+    schema: { type: 'integer', minimum: 0, maximum: 1000000, default: 0 },
+    expected: 'an integer from 0 to 1000000 (0 = no cap)'
+  },
+  RELAY_QUEUE_LIMIT: {
+    schema: { type: 'integer', minimum: 0, maximum: 1000000, default: 100 },
+    expected: 'an integer from 0 to 1000000'
+  },
+  RELAY_QUEUE_TIMEOUT_SECONDS: {
+    schema: { type: 'number', exclusiveMinimum: 0, maximum: 86400, default: 30 },
+    expected: 'a number of seconds greater than 0 and at most 86400'
+  },
+  RELAY_MAX_CONCURRENT_PER_CLIENT: {
+    schema: { type: 'integer', minimum: 0, maximum: 1000000, default: 0 },
+    expected: 'an integer from 0 to 1000000 (0 = no limit)'
+  },
+  RELAY_RATE_LIMIT: {
+    schema: { type: 'integer', minimum: 0, maximum: 1000000000, default: 0 },
+    expected: 'an integer from 0 to 1000000000 (0 = no limit)'
+  },
+  RELAY_RATE_LIMIT_WINDOW_SECONDS: {
+    schema: { type: 'number', exclusiveMinimum: 0, maximum: 86400, default: 60 },
+    expected: 'a number of seconds greater than 0 and at most 86400'
+  },
+  RELAY_MAX_EVENT_LOOP_DELAY_MS: {
+    schema: { type: 'integer', minimum: 0, maximum: 60000, default: 0 },
+    expected: 'an integer number of milliseconds from 0 to 60000 (0 = no check)'
+  },
+  RELAY_REDIS_URL: {
+    schema: { type: 'string', maxLength: 4096 },
+    expected: 'a redis:// or rediss:// URL with a host (unset it to count rate limits in the relay itself)',
+    secret: true
+  },
   RELAY_BUILD_VERSION: {
     schema: { type: 'string', pattern: '^[0-9A-Za-z][0-9A-Za-z.+_-]{0,127}$' },
     expected: 'a version string such as 1.2.3 or 1.2.3-rc.1'
@@ -134,7 +167,26 @@ export interface RelayConfig {
   metricsToken: string | undefined
   metricsMaxEndpoints: number
   trustProxy: string[] | undefined
+  limits: LimitsConfig
+  /** Where the rate-limit counters shared by every process and replica live; a secret */
+  redisUrl: string | undefined
   build: { version: string, revision: string }
+}
+
+/** Overload protection; every limit of 0 is off. */
+export interface LimitsConfig {
+  /** Most proxied requests at the upstream at once, for the whole pod */
+  maxConcurrent: number
+  /** Most requests waiting for a slot */
+  queueLimit: number
+  queueTimeoutMs: number
+  /** Most requests one client may have in flight or waiting */
+  maxConcurrentPerClient: number
+  /** Requests one client may start per window */
+  rateLimit: number
+  rateLimitWindowMs: number
+  /** Past this event-loop delay, new proxied requests get 503 */
+  maxEventLoopDelayMs: number
 }
 
 /** One line that names the variable, the value it got and what it expects. */
@@ -224,6 +276,9 @@ function toRelayConfig (v: Record<VariableName, unknown>, env: NodeJS.ProcessEnv
     if (!trustProxy.every(isTrustedProxyEntry)) fail('RELAY_TRUST_PROXY')
   }
 
+  const redisUrl = v.RELAY_REDIS_URL as string | undefined
+  if (redisUrl !== undefined && !isRedisUrl(redisUrl)) fail('RELAY_REDIS_URL')
+
   return {
     port: v.RELAY_PORT as number,
     host,
@@ -241,6 +296,16 @@ function toRelayConfig (v: Record<VariableName, unknown>, env: NodeJS.ProcessEnv
     metricsToken: v.RELAY_METRICS_TOKEN as string | undefined,
     metricsMaxEndpoints: v.RELAY_METRICS_MAX_ENDPOINTS as number,
     trustProxy,
+    limits: {
+      maxConcurrent: v.RELAY_MAX_CONCURRENT as number,
+      queueLimit: v.RELAY_QUEUE_LIMIT as number,
+      queueTimeoutMs: Math.round((v.RELAY_QUEUE_TIMEOUT_SECONDS as number) * 1000),
+      maxConcurrentPerClient: v.RELAY_MAX_CONCURRENT_PER_CLIENT as number,
+      rateLimit: v.RELAY_RATE_LIMIT as number,
+      rateLimitWindowMs: Math.round((v.RELAY_RATE_LIMIT_WINDOW_SECONDS as number) * 1000),
+      maxEventLoopDelayMs: v.RELAY_MAX_EVENT_LOOP_DELAY_MS as number
+    },
+    redisUrl,
     build: {
       version: (v.RELAY_BUILD_VERSION as string | undefined) ?? options.defaultVersion ?? '0.0.0',
       revision: (v.RELAY_BUILD_REVISION as string | undefined) ?? 'unknown'
@@ -274,6 +339,16 @@ export function parseUpstreamUrl (value: string): UpstreamConfig | undefined {
     hostname,
     protocol: url.protocol
   }
+}
+
+function isRedisUrl (value: string): boolean {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return false
+  }
+  return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '' && url.search === '' && url.hash === ''
 }
 
 const NAMED_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal'])

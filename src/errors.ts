@@ -44,6 +44,38 @@ export const HeadersTooLarge = define('RELAY_HEADERS_TOO_LARGE', 431, 'The reque
 export const MethodNotAllowed = define('RELAY_METHOD_NOT_ALLOWED', 405, '%s is not supported')
 export const UnsupportedTransferCoding = define('RELAY_UNSUPPORTED_TRANSFER_CODING', 501, 'Only the chunked transfer coding is supported')
 
+// Overload protection: one GPU behind a public door. Each carries the reason it is counted under
+// (relay_rejected_requests_total) and a Retry-After.
+export const REJECTION_REASONS = ['queue_full', 'queue_timeout', 'client_concurrency', 'rate_limit', 'overloaded'] as const
+export type RejectionReason = typeof REJECTION_REASONS[number]
+export const QueueFull = define('RELAY_QUEUE_FULL', 503, 'The GPU is busy and its queue is full; try again later')
+export const QueueTimeout = define('RELAY_QUEUE_TIMEOUT', 503, 'The GPU stayed busy for too long; try again later')
+export const ClientConcurrency = define('RELAY_CLIENT_CONCURRENCY', 429, 'Too many of your requests are in progress; wait for one to finish')
+export const RateLimited = define('RELAY_RATE_LIMITED', 429, 'Too many requests; try again in %s seconds')
+export const Overloaded = define('RELAY_OVERLOADED', 503, 'The relay is overloaded; try again shortly')
+
+const REJECTIONS: Record<RejectionReason, FastifyErrorConstructor> = {
+  queue_full: QueueFull,
+  queue_timeout: QueueTimeout,
+  client_concurrency: ClientConcurrency,
+  rate_limit: RateLimited,
+  overloaded: Overloaded
+}
+
+export interface Rejection extends RelayError {
+  reason: RejectionReason
+}
+
+/** The answer to a request refused for `reason`, telling the client when to try again. */
+export function rejection (reason: RejectionReason, retryAfterSeconds: number, headers: ErrorHeaders = {}): Rejection {
+  // Only the rate limit's message says when (it knows: the window's reset); the others' would get the
+  // number appended.
+  const error = (reason === 'rate_limit' ? new RateLimited(retryAfterSeconds) : new REJECTIONS[reason]()) as Rejection
+  error.reason = reason
+  error.headers = { ...headers, 'retry-after': retryAfterSeconds }
+  return error
+}
+
 // The relay itself
 export const ShuttingDown = define('RELAY_SHUTTING_DOWN', 503, 'The relay is restarting; try again')
 export const MetricsUnauthorized = define('RELAY_METRICS_UNAUTHORIZED', 401, 'A valid bearer token is required')

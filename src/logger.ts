@@ -14,7 +14,8 @@ const REDACTED_PATHS = [
   'headers["proxy-authorization"]',
   'err.headers',
   'err.data',
-  'config.metricsToken'
+  'config.metricsToken',
+  'config.redisUrl'
 ]
 
 export function loggerOptions (level: LogLevel): LoggerOptions {

@@ -8,6 +8,10 @@ import type { RelayConfig } from './config.js'
 import { createLogger } from './logger.js'
 import type { ShutdownMessage } from './cluster-messages.js'
 import { createMetricsAggregator, serveClusterMetrics } from './cluster-metrics.js'
+import { BACKSTOP_MARGIN_MS } from './shutdown.js'
+import { serveAdmission } from './admission-gate.js'
+import { serveRateLimit } from './rate-limit-stores.js'
+import { needsPrimaryGate, needsPrimaryRateStore } from './coordination.js'
 
 /** Restart delays grow from the first to the last value while workers keep dying. */
 const BACKOFF_MS = [250, 500, 1_000, 2_000, 5_000]
@@ -16,7 +20,6 @@ const MAX_STARTUP_FAILURES = 3
 /** Unexpected exits within CRASH_WINDOW_MS before the primary gives up. */
 const MAX_CRASHES = 10
 const CRASH_WINDOW_MS = 60_000
-const BACKSTOP_MARGIN_MS = 10_000
 
 export interface CrashPolicy {
   /** Records an unexpected exit; returns the delay before the replacement, or undefined to give up. */
@@ -74,11 +77,19 @@ export function runPrimary (config: RelayConfig): void {
     setTimeout(() => { if (!stopping) fork() }, delay)
   })
 
+  // The pod-wide limits: one GPU queue and one rate-limit count, whichever worker a client reaches.
+  if (needsPrimaryGate(config)) {
+    const { maxConcurrent, queueLimit, maxConcurrentPerClient } = config.limits
+    serveAdmission({ maxConcurrent, queueLimit, maxPerClient: maxConcurrentPerClient })
+  }
+  if (needsPrimaryRateStore(config)) serveRateLimit()
+
   // Only workers that listen have their registry wired up: a starting one is not asked yet.
   serveClusterMetrics(createMetricsAggregator(() => liveWorkers().filter((worker) => listening.has(worker))))
 
   closeWithGrace({
-    delay: config.shutdownDelayMs + config.shutdownTimeoutMs + BACKSTOP_MARGIN_MS,
+    // Past the workers' own backstop (delay + timeout + one margin): they exit first if they can.
+    delay: config.shutdownDelayMs + config.shutdownTimeoutMs + 2 * BACKSTOP_MARGIN_MS,
     logger: { error: (message: unknown) => log.error(typeof message === 'string' ? message : { err: message }, 'shutdown') },
     onSecondSignal: (signal) => {
       log.warn({ signal }, 'second signal: stopping the workers now')

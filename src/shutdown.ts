@@ -12,8 +12,11 @@ import type { FastifyInstance } from 'fastify'
 import type { RelayConfig } from './config.js'
 import { isMessage, type ShutdownMessage } from './cluster-messages.js'
 
-/** Margin past delay + timeout after which close-with-grace exits on its own: our own logic hung. */
-const BACKSTOP_MARGIN_MS = 5_000
+/**
+ * Margin past delay + timeout after which close-with-grace exits on its own: our own logic hung. A
+ * cluster primary waits twice as long, so that its workers' own backstops come first.
+ */
+export const BACKSTOP_MARGIN_MS = 5_000
 /** How often the drain closes the connections that went idle since the listener closed. */
 const IDLE_SWEEP_MS = 200
 /** How long the requests ended at the timeout get to write their last answer, log line and count. */

@@ -3,6 +3,9 @@ import type { RelayConfig } from './config.js'
 import { buildApp } from './app.js'
 import { awaitDrainRequest, handleShutdown } from './shutdown.js'
 import { createClusterMetricsClient, shareMetrics } from './cluster-metrics.js'
+import { PrimaryGate } from './admission-gate.js'
+import { PrimaryRateStore } from './rate-limit-stores.js'
+import { needsPrimaryGate, needsPrimaryRateStore } from './coordination.js'
 
 export interface WorkerOptions {
   clustered: boolean
@@ -15,7 +18,13 @@ export async function runWorker (config: RelayConfig, { clustered, onSignalsHand
   const drainRequest = clustered ? awaitDrainRequest() : undefined
   if (clustered) onSignalsHandled?.()
   const app = await buildApp(config, {
-    collectClusterMetrics: clustered ? createClusterMetricsClient() : undefined
+    collectClusterMetrics: clustered ? createClusterMetricsClient() : undefined,
+    cluster: clustered
+      ? {
+          gate: needsPrimaryGate(config) ? new PrimaryGate() : undefined,
+          rateLimitStore: needsPrimaryRateStore(config) ? new PrimaryRateStore() : undefined
+        }
+      : undefined
   })
   if (clustered) shareMetrics(app.relayMetrics.registry)
   handleShutdown(app, config, { clustered, drainRequest })

@@ -38,10 +38,12 @@ export interface ForwarderOptions {
   /** Longest wait for the response head, and between two chunks of its body */
   timeoutMs: number
   bodyLimitBytes: number
-  /** Most connections to the upstream at once */
-  connections: number
+  /** Most connections to the upstream at once; null: as many as the requests admitted */
+  connections: number | null
   /** Every upstream failure, before or after the head, once: count it, log it. */
   onFailure(reply: FastifyReply, failure: UpstreamFailure, cause: unknown, midBody: boolean): void
+  /** The first byte of the response body arrived, `elapsedMs` after the request did (for a response without a body: its end). */
+  onFirstByte(request: FastifyRequest, statusCode: number, elapsedMs: number): void
   /** undici was not what the forwarder expects (see connector.ts). */
   onWarning(message: string): void
 }
@@ -68,6 +70,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   /** The response needs no body (HEAD, 204, 304): whatever undici still reports is not the client's. */
   bodiless = false
   replyFrom: ReplyFromCallback | null = null
+  statusCode = 0
+  #firstByte = true
   #abort: ((err?: Error) => void) | null = null
   #resume: (() => void) | null = null
   #dispatchedAt = 0
@@ -104,6 +108,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const { request, reply } = this
     const res = reply.raw
     this.state = STREAMING
+    this.statusCode = statusCode
     // Someone else answered meanwhile (the shutdown's 503) or the client is gone.
     if (this.cancelled || res.headersSent || res.destroyed) {
       this.bodiless = true
@@ -137,6 +142,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onData (chunk: Buffer): boolean {
+    if (this.#firstByte) this.#onFirstByte()
     if (this.bodiless) return true
     const res = this.reply.raw
     if (res.write(chunk)) return true
@@ -145,6 +151,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onComplete (): void {
+    if (this.#firstByte) this.#onFirstByte()
     this.state = DONE
     this.forwarder.settle(this)
     if (!this.bodiless) this.reply.raw.end()
@@ -175,6 +182,11 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.reply.raw.destroy(err)
   }
 
+  #onFirstByte (): void {
+    this.#firstByte = false
+    if (!this.cancelled) this.forwarder.onFirstByte(this.request, this.statusCode, this.reply.elapsedTime)
+  }
+
   #onInterim (): void {
     // undici restarts its headers timeout on every 1xx; an upstream that keeps sending them would hold
     // the request forever. The timeout runs from the request.
@@ -193,6 +205,7 @@ export class Forwarder {
   /** What @fastify/http-proxy takes as its `undici` option: reply-from calls `request` */
   readonly dispatcher: { request(options: ReplyFromRequest, callback: ReplyFromCallback): void }
   readonly onFailure: ForwarderOptions['onFailure']
+  readonly onFirstByte: ForwarderOptions['onFirstByte']
   readonly #pool: Pool
   readonly #bodyLimitBytes: number
   readonly #exchanges = new Map<string, Exchange>()
@@ -203,6 +216,7 @@ export class Forwarder {
     const { upstream, timeoutMs } = options
     this.timeoutMs = timeoutMs
     this.onFailure = options.onFailure
+    this.onFirstByte = options.onFirstByte
     this.#bodyLimitBytes = options.bodyLimitBytes
     const origin: UpstreamOrigin = { origin: upstream.origin, basePath: new URL(upstream.url).pathname.replace(/\/$/, '') }
     this.location = (value) => rewriteLocation(value, origin)

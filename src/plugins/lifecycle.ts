@@ -163,8 +163,8 @@ const lifecyclePlugin: FastifyPluginAsync = async (fastify) => {
       (request as TrackedRequest)[kCode] = code
     },
     socketError (err, socket) {
-      answerSocketError(err, socket as AnsweredSocket, emit)
-      fastify.log.debug({ err }, 'client error')
+      const reqId = answerSocketError(err, socket as AnsweredSocket, emit)
+      if (reqId !== undefined) fastify.log.debug({ reqId, err }, 'client error')
     },
     async endAll (waitMs) {
       if (inFlight.size === 0) return
@@ -201,27 +201,29 @@ function statusOfClientError (code: string | undefined): number {
   return 400
 }
 
-function answerSocketError (err: NodeJS.ErrnoException, socket: AnsweredSocket, emit: (ended: EndedRequest) => void): void {
-  // A reset means the client is gone: a request under way ends as aborted by itself. A socket in
-  // error keeps failing to parse what still arrives: it is answered once.
-  if (err.code === 'ECONNRESET' || socket.destroyed || socket[kAnswered] === true) return
+/** Returns the id of the request the error was answered for, or undefined when there was nothing to answer. */
+function answerSocketError (err: NodeJS.ErrnoException, socket: AnsweredSocket, emit: (ended: EndedRequest) => void): string | undefined {
+  // Nothing to answer: the client reset the connection (a request under way ends as aborted by
+  // itself), the relay destroyed it (cutting a response, with that error), it is closing after an
+  // answer already sent, or it was answered before (a socket in error keeps failing to parse).
+  if (err.code === 'ECONNRESET' || socket.destroyed || socket.writableEnded || socket[kAnswered] === true) return undefined
   socket[kAnswered] = true
-  const statusCode = statusOfClientError(err.code)
   const active = socket._httpMessage ?? undefined
   const reply = active?.[kReply]
+  const statusCode = statusOfClientError(err.code)
   if (active !== undefined && reply !== undefined) {
     // A request under way whose body did not arrive in time is the one that timed out. Any other
     // error is about bytes after it: the connection is unusable, the request under way ends with it.
     if (statusCode === 408 && !reply.request.raw.complete) {
       if (!active.headersSent && !reply.sent) {
         reply.send(withHeaders(new RequestTimeout(), { connection: 'close' }))
-        return
+        return reply.request.id
       }
       active[kStatus] = 408
       active[kCause] = 'request_timeout'
     }
     socket.destroy()
-    return
+    return reply.request.id
   }
   // No request was handed to Fastify: the header block timed out or could not be parsed.
   const id = requestIdFrom(undefined)
@@ -239,6 +241,7 @@ function answerSocketError (err: NodeJS.ErrnoException, socket: AnsweredSocket, 
     durationMs: 0,
     request: undefined
   })
+  return id
 }
 
 /**

@@ -14,23 +14,23 @@ import type { UpstreamFailure } from '../forward/upstream-errors.js'
 
 type ReplyOptions = NonNullable<FastifyHttpProxyOptions['replyOptions']>
 
-/** Undici's default: a pool never opens more connections to the upstream than this. */
-const UPSTREAM_CONNECTIONS = 256
-
 const proxyPlugin: FastifyPluginAsync = async (fastify) => {
-  const { upstream, upstreamTimeoutMs, bodyLimitBytes, logLevel } = fastify.config
+  const { upstream, upstreamTimeoutMs, bodyLimitBytes, logLevel, limits } = fastify.config
 
   const forwarder = new Forwarder({
     upstream,
     timeoutMs: upstreamTimeoutMs,
     bodyLimitBytes,
-    connections: UPSTREAM_CONNECTIONS,
+    // The admission queue is the only queue: a request it lets through gets a connection at once,
+    // never waits inside the pool. No cap, no bound (each stream holds one connection to the GPU).
+    connections: limits.maxConcurrent > 0 ? limits.maxConcurrent : null,
     // Every upstream failure, before or after the headers: counted by reason and logged once.
     onFailure (reply: FastifyReply, failure: UpstreamFailure, cause: unknown, midBody: boolean) {
       fastify.relayMetrics.upstreamError(failure.reason)
       reply.log.error({ reason: failure.reason, code: failure.code, upstream: upstream.origin, err: rootCause(cause) },
         `${midBody ? 'upstream response failed mid-body' : 'upstream request failed'}: ${failure.reason}`)
     },
+    onFirstByte (request, statusCode, elapsedMs) { fastify.relayMetrics.firstByte(request, statusCode, elapsedMs / 1000) },
     onWarning (message) { fastify.log.warn(message) }
   })
   // Runs after the server has closed, i.e. once in-flight requests are done.
@@ -87,5 +87,5 @@ export default fp(proxyPlugin, {
   name: 'relay-proxy',
   fastify: '5.x',
   encapsulate: true,
-  dependencies: ['relay-config', 'relay-lifecycle', 'relay-metrics']
+  dependencies: ['relay-config', 'relay-lifecycle', 'relay-metrics', 'relay-admission']
 })

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { LogCollector, startRelay } from '../helpers/relay.js'
+import { ShuttingDown, withHeaders } from '../../src/errors.js'
 
 async function build (env: Record<string, string> = {}): Promise<{ app: Awaited<ReturnType<typeof buildApp>>, logs: LogCollector }> {
   const logs = new LogCollector()
@@ -120,4 +121,22 @@ test('at debug, probe routes are logged too', async (t) => {
   const line = await relay.logs.waitFor((l) => l.path === '/livez')
   assert.equal(line.level, 'debug')
   assert.equal(line.statusCode, 200)
+})
+
+test('the one error handler: the relay\'s own errors keep their words, anything else unexpected gets only its status text', async (t) => {
+  const logs = new LogCollector()
+  const app = await buildApp(loadConfig({ UPSTREAM_URL: 'http://127.0.0.1:9' }), { logDestination: { write: (s: string) => logs.write(s) } })
+  app.get('/__own', async () => { throw withHeaders(new ShuttingDown(), { 'retry-after': 3 }) })
+  app.get('/__unexpected', async () => { throw new Error('connect ECONNREFUSED 10.0.0.7:5010') })
+  await app.ready()
+  t.after(() => app.close())
+  const own = await app.inject({ method: 'GET', url: '/__own' })
+  assert.equal(own.statusCode, 503)
+  assert.equal(own.headers['retry-after'], '3')
+  assert.deepEqual(own.json(), { statusCode: 503, error: 'Service Unavailable', message: 'The relay is restarting; try again' })
+  const unexpected = await app.inject({ method: 'GET', url: '/__unexpected' })
+  assert.equal(unexpected.statusCode, 500)
+  assert.deepEqual(unexpected.json(), { statusCode: 500, error: 'Internal Server Error', message: 'Internal Server Error' })
+  assert.ok(logs.find((line) => line.msg === 'request failed' && line.level === 'error'), 'an unexpected error is logged')
+  assert.equal(logs.lines.filter((line) => line.msg === 'request failed').length, 1, 'the relay\'s own are not')
 })

@@ -11,6 +11,9 @@ import assert from 'node:assert/strict'
 import { waitFor } from './upstreams.js'
 
 export const SERVER_JS = fileURLToPath(new URL('../../dist/server.js', import.meta.url))
+const COVERAGE_PROBE = fileURLToPath(new URL('./coverage-probe.mjs', import.meta.url))
+/** c8 is collecting coverage: spawned relays flush theirs before they are stopped. */
+const COLLECTING_COVERAGE = process.env.NODE_V8_COVERAGE !== undefined
 
 export type LogLine = Record<string, unknown> & { level: string, msg: string, time: string }
 
@@ -91,8 +94,10 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 /** Starts `node dist/server.js` with the given environment on an ephemeral loopback port. */
 export async function spawnRelay (env: Record<string, string>, options: SpawnOptions = {}): Promise<RelayProcess> {
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('RELAY_') && name !== 'UPSTREAM_URL'))
+  // NODE_OPTIONS, not an argument: cluster workers inherit it.
+  const coverage = COLLECTING_COVERAGE ? { NODE_OPTIONS: `${inherited.NODE_OPTIONS ?? ''} --import ${COVERAGE_PROBE}`.trim() } : {}
   const child = spawn(process.execPath, [...(options.nodeOptions ?? []), SERVER_JS], {
-    env: { ...inherited, RELAY_HOST: '127.0.0.1', RELAY_PORT: '0', RELAY_WORKERS: '1', ...env },
+    env: { ...inherited, ...coverage, RELAY_HOST: '127.0.0.1', RELAY_PORT: '0', RELAY_WORKERS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     // Its own process group: stop() kills the workers too, and a test can signal the group the way a
     // terminal's Ctrl-C does.
@@ -107,8 +112,13 @@ export async function spawnRelay (env: Record<string, string>, options: SpawnOpt
     child.once('exit', (code, signal) => resolve({ code, signal }))
   })
   const stop = async (): Promise<void> => {
+    const group = -(child.pid as number)
+    if (COLLECTING_COVERAGE) {
+      try { process.kill(group, 'SIGXFSZ') } catch {}
+      await waitFor(() => { try { process.kill(group, 0); return false } catch { return true } }, 2000, 'the relay to write its coverage').catch(() => {})
+    }
     // Workers outlive a killed primary for a moment: kill the group even when the primary is gone.
-    try { process.kill(-(child.pid as number), 'SIGKILL') } catch {}
+    try { process.kill(group, 'SIGKILL') } catch {}
     if (child.exitCode === null && child.signalCode === null) await exited
     running.delete(child.pid as number)
   }

@@ -56,7 +56,9 @@ describe('the alerts\' runbooks', () => {
 describe('the README', () => {
   it('names the time-to-first-byte histogram with its labels, what it measures and its buckets', () => {
     const metrics = readmeSection('Metrics')
-    assert.match(metrics, /\| `relay_upstream_time_to_first_byte_seconds` \| histogram \| `method`, `endpoint` — from the request's arrival to the first byte of the upstream's response body: for a stream, the first token \|/)
+    const rows = metrics.split('\n').filter((line) => line.startsWith('| `relay_upstream_time_to_first_byte_seconds` |'))
+    assert.equal(rows.length, 1, 'one row')
+    assert.match(rows[0] as string, /^\| `relay_upstream_time_to_first_byte_seconds` \| histogram \| `method`, `endpoint` — from the request's arrival to the first byte of the upstream's response body \(for a stream, the first token/)
     const buckets = (RELAY_METRICS.relay_upstream_time_to_first_byte_seconds?.buckets ?? []).filter((b) => b !== '+Inf')
     assert.ok(metrics.includes(`${buckets.slice(0, -1).join(', ')} and ${buckets.at(-1) as string} seconds`), 'the buckets')
   })

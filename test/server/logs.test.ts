@@ -51,3 +51,53 @@ test('every line is JSON with a level word and an ISO time; request lines carry 
   const failure = down.logs.find((line) => line.reason === 'connect')
   assert.equal(failure?.reqId, 'trace-logs-1')
 })
+
+// Lines about the process, not about a request: these alone may lack a request id.
+const PROCESS_LINES = [/^Server listening at /, /^relay ready$/, /^readiness: /, /^shutdown/, /^all workers stopped$/]
+
+test('at DEBUG every line about a request carries its request id, and each failure is logged once', async (t) => {
+  const upstream = await startUpstream((req, res) => {
+    req.resume()
+    if (req.url === '/cut') {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.write('data: 1\n\n')
+      setTimeout(() => res.socket?.destroy(), 50)
+    } else if (req.url === '/never') {
+      // never answers: the relay's timeout ends it
+    } else {
+      res.end('ok')
+    }
+  })
+  t.after(() => upstream.close())
+  const relay = await spawnRelay({ UPSTREAM_URL: upstream.url, RELAY_LOG_LEVEL: 'DEBUG', RELAY_UPSTREAM_TIMEOUT_SECONDS: '0.5', RELAY_BODY_LIMIT_BYTES: '16' })
+  t.after(() => relay.stop())
+  const down = await spawnRelay({ UPSTREAM_URL: `http://127.0.0.1:${await refusedPort()}`, RELAY_LOG_LEVEL: 'DEBUG' })
+  t.after(() => down.stop())
+
+  const failing: Array<[typeof relay, string, string]> = [
+    [relay, 'debug-timeout', 'GET /never HTTP/1.1'],
+    [relay, 'debug-cut', 'GET /cut HTTP/1.1'],
+    [down, 'debug-refused', 'GET /v1/models HTTP/1.1']
+  ]
+  for (const [target, id, line] of failing) await rawRequest(target.port, `${line}\r\nHost: x\r\nX-Request-Id: ${id}\r\nConnection: close\r\n\r\n`, 5000)
+  await rawRequest(relay.port, 'GET /ok HTTP/1.1\r\nHost: x\r\nX-Request-Id: debug-ok\r\nConnection: close\r\n\r\n')
+  await rawRequest(relay.port, 'POST /ok HTTP/1.1\r\nHost: x\r\nX-Request-Id: debug-large\r\nContent-Length: 100\r\n\r\n')
+  await rawRequest(relay.port, 'GET /ok HTTP/1.1\r\nHost: a\r\nHost: b\r\nX-Request-Id: debug-hosts\r\n\r\n')
+  await rawRequest(relay.port, 'BROKEN\r\n\r\n')
+  for (const id of ['debug-timeout', 'debug-cut', 'debug-ok', 'debug-large', 'debug-hosts']) {
+    await relay.logs.waitFor((l) => l.reqId === id && l.statusCode !== undefined, 5000, `the line of ${id}`)
+  }
+  await down.logs.waitFor((l) => l.reqId === 'debug-refused' && l.statusCode !== undefined, 5000, 'the refused line')
+
+  for (const target of [relay, down]) {
+    const anonymous = target.logs.lines.filter((l) => l.reqId === undefined && !PROCESS_LINES.some((pattern) => pattern.test(l.msg)))
+    assert.deepEqual(anonymous, [], 'lines without a request id')
+  }
+  for (const [target, id] of failing) {
+    const problems = target.logs.lines.filter((l) => l.reqId === id && (l.level === 'warn' || l.level === 'error'))
+    assert.equal(problems.length, 1, `${id}: ${JSON.stringify(problems)}`)
+  }
+  // The relay's own refusals name their code.
+  assert.equal(relay.logs.find((l) => l.reqId === 'debug-large' && l.statusCode === 413)?.code, 'RELAY_BODY_TOO_LARGE')
+  assert.equal(relay.logs.find((l) => l.reqId === 'debug-hosts' && l.statusCode === 400)?.code, 'RELAY_DUPLICATE_HOST')
+})

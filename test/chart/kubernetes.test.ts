@@ -1,6 +1,6 @@
 // Every rendered object, for every value set, example and supported Kubernetes minor, is checked
-// against the Kubernetes OpenAPI schemas (and the ServiceMonitor CRD schema), and every pod against
-// the Pod Security Standards "restricted" profile.
+// against the Kubernetes OpenAPI schemas (and the ServiceMonitor and PrometheusRule CRD schemas), and
+// every pod against the Pod Security Standards "restricted" profile.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
@@ -46,7 +46,7 @@ describe('each Kubernetes minor the chart supports', { concurrency: true }, () =
   const everything = {
     ...REAL_VALUES,
     gpuExternalName: { headless: { enabled: true, endpoints: ['192.168.1.50'] } },
-    metrics: { serviceMonitor: { enabled: true } },
+    metrics: { serviceMonitor: { enabled: true }, prometheusRule: { enabled: true }, dashboard: { enabled: true } },
     autoscaling: { enabled: true }
   }
   for (const minor of SUPPORTED_MINORS) {
@@ -54,7 +54,7 @@ describe('each Kubernetes minor the chart supports', { concurrency: true }, () =
       // k3s reports versions like v1.31.4+k3s1.
       const r = await render(everything, { kubeVersion: `v1.${minor}.4+k3s1` })
       checkAll(r)
-      for (const kind of ['Deployment', 'Service', 'ServiceAccount', 'EndpointSlice', 'Ingress', 'NetworkPolicy', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'ServiceMonitor', 'Pod']) {
+      for (const kind of ['Deployment', 'Service', 'ServiceAccount', 'EndpointSlice', 'Ingress', 'NetworkPolicy', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'ServiceMonitor', 'PrometheusRule', 'ConfigMap', 'Pod']) {
         assert.ok(r.has(kind), `${kind} rendered on 1.${minor}`)
       }
       // unhealthyPodEvictionPolicy is beta (on by default) from 1.27; older API servers would drop it.
@@ -73,7 +73,7 @@ describe('the schema check itself', () => {
     const r = await render({
       ...REAL_VALUES,
       replicaCount: 2,
-      metrics: { serviceMonitor: { enabled: true } },
+      metrics: { serviceMonitor: { enabled: true }, prometheusRule: { enabled: true }, dashboard: { enabled: true } },
       autoscaling: { enabled: true },
       gpuExternalName: { headless: { enabled: true, endpoints: ['192.168.1.50'] } }
     })
@@ -86,6 +86,8 @@ describe('the schema check itself', () => {
       HorizontalPodAutoscaler: (o) => { delete o.spec.maxReplicas },
       PodDisruptionBudget: (o) => { o.spec.selector = 'relay' },
       ServiceMonitor: (o) => { o.spec.endpoints = {} },
+      PrometheusRule: (o) => { delete o.spec.groups[0].name },
+      ConfigMap: (o) => { o.data['tokenplace-relay.json'] = { panels: [] } },
       EndpointSlice: (o) => { delete o.addressType },
       Pod: (o) => { delete o.spec.containers[0].name }
     }
@@ -96,6 +98,6 @@ describe('the schema check itself', () => {
       breakIt(broken)
       assert.throws(() => { validateObject(broken) }, /does not match its schema/, `${object.kind} ${object.metadata.name}`)
     }
-    assert.throws(() => { validateObject({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' } }) }, /no schema known for v1\/ConfigMap/)
+    assert.throws(() => { validateObject({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'x' } }) }, /no schema known for v1\/Secret/)
   })
 })

@@ -15,12 +15,13 @@ const schema = JSON.parse(readFileSync(join(CHART_DIR, 'values.schema.json'), 'u
 const LIST_KEYS = valueRows(valuesYaml, schema).filter((row) => Array.isArray(row.default)).map((row) => row.key)
 
 /** Real values with every optional part on, so each list is used by some template. */
-const BASE = { ...REAL_VALUES, metrics: { serviceMonitor: { enabled: true } } }
+const BASE = { ...REAL_VALUES, metrics: { serviceMonitor: { enabled: true }, prometheusRule: { enabled: true }, dashboard: { enabled: true } } }
 
 /** Lists that must not be empty where they are used, and the sentence that says so. */
 const REFUSED: Record<string, RegExp> = {
   'ingress.hosts': /ingress\.enabled=true but ingress\.hosts is empty: add a host/,
   'ingress.tls': /ingress\.enabled=true without ingress\.tls: the relay would be served over plain HTTP/,
+  'metrics.prometheusRule.alerts.RelayOverloaded.reasons': /metrics\.prometheusRule\.alerts\.RelayOverloaded\.reasons is empty, so RelayOverloaded would count no rejection: list reasons \(queue_full, queue_timeout, overloaded, client_concurrency, rate_limit\), or set metrics\.prometheusRule\.alerts\.RelayOverloaded\.enabled=false/,
   'networkPolicy.egressCidrs': /nothing lets the relay reach the GPU host: set networkPolicy\.egressCidrs to its address, e\.g\. --set networkPolicy\.egressCidrs=\{192\.168\.1\.50\/32\}\. The list is empty, and in ExternalName mode the relay connects on port 5010 to whatever address gpu-box\.lan\.token\.place resolves to, which the chart cannot know/
 }
 

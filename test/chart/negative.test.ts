@@ -21,6 +21,8 @@ function at (path: string): RegExp {
 
 const SCHEMA = /values don't meet the specifications of the schema/
 const HEADLESS = (endpoints: unknown[]): object => ({ gpuExternalName: { headless: { enabled: true, endpoints } } })
+/** The PrometheusRule on (with the ServiceMonitor it needs), with these prometheusRule and serviceMonitor values. */
+const RULE = (prometheusRule: object, serviceMonitor: object = {}): object => ({ metrics: { serviceMonitor: { enabled: true, ...serviceMonitor }, prometheusRule: { enabled: true, ...prometheusRule } } })
 
 const CASES: NegativeCase[] = [
   // GPU Service
@@ -125,6 +127,37 @@ const CASES: NegativeCase[] = [
   { name: 'honorLabels as a string', values: { metrics: { serviceMonitor: { honorLabels: 'yes' } } }, expect: [SCHEMA, at('metrics.serviceMonitor.honorLabels')] },
   { name: 'relabelings as a map', values: { metrics: { serviceMonitor: { relabelings: { targetLabel: 'x' } } } }, expect: [SCHEMA, at('metrics.serviceMonitor.relabelings')] },
   { name: 'a scrape interval without a unit', values: { metrics: { serviceMonitor: { interval: '30' } } }, expect: [SCHEMA, at('metrics.serviceMonitor.interval')] },
+
+  // alerts and dashboard (issue 12)
+  { name: 'a PrometheusRule without the ServiceMonitor whose targets it watches', values: { metrics: { prometheusRule: { enabled: true } } }, expect: [/metrics\.prometheusRule\.enabled=true needs metrics\.serviceMonitor\.enabled=true: the alerts watch the targets the chart's ServiceMonitor creates \(their job and namespace\)/] },
+  { name: 'a PrometheusRule with every alert disabled', values: RULE({ alerts: Object.fromEntries(['RelayDown', 'RelayUpstreamUnreachable', 'RelayNotReady', 'RelayHighErrorRate', 'RelaySlowFirstByte', 'RelayOverloaded'].map((a) => [a, { enabled: false }])) }), expect: [/every alert under metrics\.prometheusRule\.alerts is disabled: enable one, or set metrics\.prometheusRule\.enabled=false/] },
+  { name: 'a rate window shorter than two scrape intervals', values: RULE({ rateWindow: '1m' }, { interval: '45s', scrapeTimeout: '10s' }), expect: [/metrics\.prometheusRule\.rateWindow=1m is shorter than twice metrics\.serviceMonitor\.interval=45s: rate\(\) needs two samples in its window, so the alerts would never fire; use at least 90s/] },
+  { name: 'a rate window shorter than two sub-second scrape intervals', values: RULE({ rateWindow: '1s' }, { interval: '750ms', scrapeTimeout: '500ms' }), expect: [/use at least 1500ms/] },
+  { name: 'a rate window without a unit', values: RULE({ rateWindow: '300' }), expect: [SCHEMA, at('metrics.prometheusRule.rateWindow')] },
+  { name: 'an error-rate threshold of 0 (fires on the first 5xx)', values: RULE({ alerts: { RelayHighErrorRate: { threshold: 0 } } }), expect: [SCHEMA, at('metrics.prometheusRule.alerts.RelayHighErrorRate.threshold')] },
+  { name: 'an error-rate threshold of 1 (a share never exceeds it)', values: RULE({ alerts: { RelayHighErrorRate: { threshold: 1 } } }), expect: [SCHEMA, at('metrics.prometheusRule.alerts.RelayHighErrorRate.threshold')] },
+  { name: 'an error-rate threshold given in percent', values: RULE({ alerts: { RelayHighErrorRate: { threshold: 5 } } }), expect: [SCHEMA, at('metrics.prometheusRule.alerts.RelayHighErrorRate.threshold')] },
+  { name: 'an error-rate threshold as a string', values: RULE({ alerts: { RelayHighErrorRate: { threshold: '5%' } } }), expect: [SCHEMA, at('metrics.prometheusRule.alerts.RelayHighErrorRate.threshold')] },
+  { name: 'an overload threshold of 1', values: RULE({ alerts: { RelayOverloaded: { threshold: 1 } } }), expect: [SCHEMA, at('metrics.prometheusRule.alerts.RelayOverloaded.threshold')] },
+  { name: 'a first-byte threshold of 300 s (the largest bucket: the p95 never exceeds it)', values: RULE({ alerts: { RelaySlowFirstByte: { thresholdSeconds: 300 } } }), expect: [SCHEMA, at('metrics.prometheusRule.alerts.RelaySlowFirstByte.thresholdSeconds')] },
+  { name: 'a first-byte threshold of 0', values: RULE({ alerts: { RelaySlowFirstByte: { thresholdSeconds: 0 } } }), expect: [SCHEMA, at('metrics.prometheusRule.alerts.RelaySlowFirstByte.thresholdSeconds')] },
+  { name: 'an unknown rejection reason', values: RULE({ alerts: { RelayOverloaded: { reasons: ['queue_full', 'gpu_busy'] } } }), expect: [SCHEMA, at('metrics.prometheusRule.alerts.RelayOverloaded.reasons.1')] },
+  { name: 'a rejection reason twice', values: RULE({ alerts: { RelayOverloaded: { reasons: ['queue_full', 'queue_full'] } } }), expect: [SCHEMA, at('metrics.prometheusRule.alerts.RelayOverloaded.reasons')] },
+  { name: 'a for duration in words', values: RULE({ alerts: { RelayDown: { for: '5 minutes' } } }), expect: [SCHEMA, at('metrics.prometheusRule.alerts.RelayDown.for')] },
+  { name: 'an unknown severity', values: RULE({ alerts: { RelayDown: { severity: 'page' } } }), expect: [SCHEMA, at('metrics.prometheusRule.alerts.RelayDown.severity')] },
+  { name: 'an alert name the chart does not have', values: RULE({ alerts: { RelayDwn: { enabled: false } } }), expect: [SCHEMA, /RelayDwn/, /additional propert/i] },
+  { name: 'a threshold on an alert that has none', values: RULE({ alerts: { RelayDown: { threshold: 0.5 } } }), expect: [SCHEMA, /threshold/, /additional propert/i] },
+  { name: 'a runbook URL with an anchor of its own', values: RULE({ runbookUrl: 'https://wiki.lab/relay#alerts' }), expect: [SCHEMA, at('metrics.prometheusRule.runbookUrl')] },
+  { name: 'a runbook URL without a scheme', values: RULE({ runbookUrl: 'wiki.lab/relay' }), expect: [SCHEMA, at('metrics.prometheusRule.runbookUrl')] },
+  { name: 'a PrometheusRule label value with a space', values: RULE({ labels: { release: 'kube prometheus' } }), expect: [SCHEMA, at('metrics.prometheusRule.labels.release')] },
+  { name: 'a PrometheusRule namespace that is not a DNS label', values: RULE({ namespace: 'Monitoring' }), expect: [SCHEMA, at('metrics.prometheusRule.namespace')] },
+  { name: 'a threshold removed with null from an enabled alert', values: RULE({ alerts: { RelayHighErrorRate: { threshold: null } } }), expect: [SCHEMA, at('metrics.prometheusRule.alerts.RelayHighErrorRate'), /threshold/] },
+  { name: 'a for duration removed with null from an enabled alert', values: RULE({ alerts: { RelayDown: { for: null } } }), expect: [SCHEMA, at('metrics.prometheusRule.alerts.RelayDown'), /for/] },
+  { name: 'the rate window removed with null', values: RULE({ rateWindow: null }), expect: [SCHEMA, at('metrics.prometheusRule'), /rateWindow/] },
+  { name: 'every alert removed with null', values: RULE({ alerts: null }), expect: [/every alert under metrics\.prometheusRule\.alerts is disabled/] },
+  { name: 'a dashboard label value that is a number', values: { metrics: { dashboard: { enabled: true, labels: { grafana_dashboard: 1 } } } }, expect: [SCHEMA, at('metrics.dashboard.labels.grafana_dashboard')] },
+  { name: 'a dashboard namespace that is not a DNS label', values: { metrics: { dashboard: { enabled: true, namespace: 'Grafana Dashboards' } } }, expect: [SCHEMA, at('metrics.dashboard.namespace')] },
+  { name: 'a typo inside metrics.dashboard', values: { metrics: { dashboard: { enable: true } } }, expect: [SCHEMA, /enable/, /additional propert/i] },
   { name: 'a resource quantity typo', values: { resources: { limits: { memory: '512 MB' } } }, expect: [SCHEMA, at('resources.limits.memory')] },
   { name: 'a probe field the chart does not own', values: { readinessProbe: { httpGet: { path: '/' } } }, expect: [SCHEMA, /httpGet/] }
 ]

@@ -159,6 +159,45 @@ describe('NOTES.txt', { concurrency: true }, () => {
     assert.doesNotMatch(right, /CHECK THESE SETTINGS/)
   })
 
+  const MONITORED = { ...REAL_VALUES, metrics: { serviceMonitor: { enabled: true, labels: { release: 'kps' } }, prometheusRule: { enabled: true, labels: { release: 'kps' } }, dashboard: { enabled: true } } }
+
+  it('says which job the alerts watch, lists them, and where each is explained', async () => {
+    const [plain, elsewhere] = await Promise.all([
+      renderNotes(MONITORED),
+      renderNotes({ ...MONITORED, metrics: { ...MONITORED.metrics, serviceMonitor: { enabled: true, labels: { release: 'kps' }, jobLabel: 'app.kubernetes.io/name' }, prometheusRule: { enabled: true, labels: { release: 'kps' }, namespace: 'monitoring', alerts: { RelayNotReady: { enabled: false } } } } })
+    ])
+    assert.doesNotMatch(plain, /CHECK THESE SETTINGS/)
+    assert.ok(plain.includes(`Alerts: the PrometheusRule "${RELEASE}-tokenplace-relay" watches job="${RELEASE}-tokenplace-relay" in namespace "${NAMESPACE}"`))
+    assert.match(plain, /with: RelayDown, RelayUpstreamUnreachable, RelayNotReady, RelayHighErrorRate, RelaySlowFirstByte, RelayOverloaded\.\n/)
+    assert.ok(plain.includes('What each one means and what to do: its runbook_url, https://github.com/tokenplace/tokenplace-relay/blob/main/charts/tokenplace-relay/README.md#<its name in lower case>\n   (e.g. #relaydown)'))
+    assert.ok(elsewhere.includes(`Alerts: the PrometheusRule "${RELEASE}-tokenplace-relay" (in namespace "monitoring") watches job="tokenplace-relay" in namespace "${NAMESPACE}"`))
+    assert.match(elsewhere, /with: RelayDown, RelayUpstreamUnreachable, RelayHighErrorRate, RelaySlowFirstByte, RelayOverloaded\.\n/)
+    assert.match(plain, /\n\nAlerts: /, 'a paragraph of its own')
+  })
+
+  it('says where the dashboard is, what loads it, and how to import it by hand', async () => {
+    const notes = await renderNotes({ ...MONITORED, metrics: { ...MONITORED.metrics, dashboard: { enabled: true, namespace: 'monitoring' } } })
+    assert.ok(notes.includes(`Dashboard: the ConfigMap "${RELEASE}-tokenplace-relay-dashboard" in namespace "monitoring" holds the Grafana dashboard "tokenplace-relay", labelled grafana_dashboard=1.`))
+    assert.match(notes, /kube-prometheus-stack's Grafana sidecar loads the ConfigMaps labelled grafana_dashboard=1/)
+    assert.ok(notes.includes(`kubectl -n monitoring get configmap ${RELEASE}-tokenplace-relay-dashboard -o jsonpath='{.data.tokenplace-relay\\.json}' > tokenplace-relay.json`))
+    assert.match(notes, /\n\nDashboard: /)
+    const off = await renderNotes(REAL_VALUES)
+    assert.doesNotMatch(off, /Alerts:|Dashboard:/)
+  })
+
+  it('warns when Prometheus or Grafana would ignore the objects, or a relabeling moves the targets away from the alerts', async () => {
+    const [unlabelled, relabelled, otherRelabeling] = await Promise.all([
+      renderNotes({ ...MONITORED, metrics: { ...MONITORED.metrics, prometheusRule: { enabled: true } } }, ['--set', 'metrics.dashboard.labels=null']),
+      renderNotes({ ...MONITORED, metrics: { ...MONITORED.metrics, serviceMonitor: { enabled: true, labels: { release: 'kps' }, relabelings: [{ targetLabel: 'cluster', replacement: 'lab' }, { targetLabel: 'job', replacement: 'relay' }] } } }),
+      renderNotes({ ...MONITORED, metrics: { ...MONITORED.metrics, serviceMonitor: { enabled: true, labels: { release: 'kps' }, relabelings: [{ targetLabel: 'cluster', replacement: 'lab' }] } } })
+    ])
+    assert.match(unlabelled, /metrics\.prometheusRule\.labels is empty: kube-prometheus-stack's Prometheus only loads PrometheusRules labelled with its release .* --set metrics\.prometheusRule\.labels\.release=kube-prometheus-stack\./)
+    assert.match(unlabelled, /metrics\.dashboard\.labels is empty, so no Grafana sidecar picks the dashboard ConfigMap up: .*--set metrics\.dashboard\.labels\.grafana_dashboard=1/)
+    assert.match(unlabelled, /holds the Grafana dashboard "tokenplace-relay"\.\n/)
+    assert.match(relabelled, /metrics\.serviceMonitor\.relabelings rewrites the job label, but the alerts select the targets by job=relay-tokenplace-relay and namespace=tokenplace/)
+    assert.doesNotMatch(otherRelabeling, /CHECK THESE SETTINGS/, 'other relabelings are fine')
+  })
+
   it('step 4 says what helm test checks: /healthz only, or the way to the GPU server with helmTest.upstreamPath', async () => {
     const [bare, upstream] = await Promise.all([renderNotes(REAL_VALUES), renderNotes({ ...REAL_VALUES, helmTest: { upstreamPath: '/' } })])
     assert.match(bare, /It does not reach the GPU server unless helmTest\.upstreamPath names a cheap GET of server\.py, e\.g\.\n\s+--set helmTest\.upstreamPath=\//)

@@ -600,6 +600,9 @@ describe('networkPolicy', { concurrency: true }, () => {
   })
 })
 
+/** The relabeling the chart's ServiceMonitor always starts with (servicemonitor.yaml says why). */
+const DROP_ENDPOINT_LABEL = { action: 'labeldrop', regex: 'endpoint' }
+
 describe('metrics.serviceMonitor', { concurrency: true }, () => {
   it('selects the relay Service and never the GPU Service, with interval, timeout, labels and the bearer token', async () => {
     const r = await render({
@@ -618,7 +621,8 @@ describe('metrics.serviceMonitor', { concurrency: true }, () => {
       scheme: 'http',
       interval: '1m',
       scrapeTimeout: '15s',
-      authorization: { type: 'Bearer', credentials: { name: 'relay-metrics', key: 'bearer' } }
+      authorization: { type: 'Bearer', credentials: { name: 'relay-metrics', key: 'bearer' } },
+      relabelings: [DROP_ENDPOINT_LABEL]
     }])
     assert.deepEqual(r.env.RELAY_METRICS_TOKEN, 'secret:relay-metrics/bearer')
   })
@@ -637,7 +641,7 @@ describe('metrics.serviceMonitor', { concurrency: true }, () => {
     assert.ok(sm.spec.jobLabel in (r.relayService.metadata.labels ?? {}), 'the job label is one the Service carries')
     const [endpoint] = sm.spec.endpoints
     assert.equal(endpoint.honorLabels, true)
-    assert.deepEqual(endpoint.relabelings, relabelings)
+    assert.deepEqual(endpoint.relabelings, [DROP_ENDPOINT_LABEL, ...relabelings], 'the chart\'s own relabeling first, then metrics.serviceMonitor.relabelings')
     assert.deepEqual(endpoint.metricRelabelings, metricRelabelings)
   })
 
@@ -645,7 +649,16 @@ describe('metrics.serviceMonitor', { concurrency: true }, () => {
     const sm = (await render({ metrics: { serviceMonitor: { enabled: true } } })).one('ServiceMonitor')
     assert.equal(sm.metadata.namespace, NAMESPACE)
     assert.equal(sm.spec.jobLabel, undefined)
-    for (const key of ['honorLabels', 'relabelings', 'metricRelabelings']) assert.equal(sm.spec.endpoints[0][key], undefined, key)
+    for (const key of ['honorLabels', 'metricRelabelings']) assert.equal(sm.spec.endpoints[0][key], undefined, key)
+    assert.deepEqual(sm.spec.endpoints[0].relabelings, [DROP_ENDPOINT_LABEL])
+  })
+
+  it('drops the endpoint="http" target label the Prometheus Operator adds, which would rename the relay\'s endpoint label exported_endpoint', async () => {
+    // What Prometheus does with a scraped label that clashes with a target label (honor_labels false):
+    // test/ops/prometheus.test.ts shows the relay's endpoint label arriving intact through a real one.
+    const sm = (await render({ metrics: { serviceMonitor: { enabled: true, relabelings: [{ targetLabel: 'cluster', replacement: 'lab' }] } } })).one('ServiceMonitor')
+    assert.deepEqual(sm.spec.endpoints[0].relabelings[0], { action: 'labeldrop', regex: 'endpoint' })
+    assert.equal(sm.spec.endpoints[0].port, 'http', 'the port the operator would have named the label after')
   })
 
   it('admits Prometheus through the NetworkPolicy only when the ServiceMonitor is on', async () => {
@@ -660,6 +673,200 @@ describe('metrics.serviceMonitor', { concurrency: true }, () => {
     })
     assert.equal(on.one('ServiceMonitor').spec.endpoints[0].authorization, undefined, 'no token configured: no authorization')
     assert.equal(off.one('NetworkPolicy').spec.ingress.length, 2)
+  })
+})
+
+// Issue 12: the alerts and the dashboard. The rules' meaning is proven by promtool (test/ops/alerts.test.ts)
+// and a real Prometheus (test/ops/prometheus.test.ts); here: what lands where, and the selector.
+const ALERTS = ['RelayDown', 'RelayUpstreamUnreachable', 'RelayNotReady', 'RelayHighErrorRate', 'RelaySlowFirstByte', 'RelayOverloaded']
+const MONITORING = { serviceMonitor: { enabled: true }, prometheusRule: { enabled: true } }
+const RUNBOOK = 'https://github.com/tokenplace/tokenplace-relay/blob/main/charts/tokenplace-relay/README.md'
+
+function rules (r: Rendered): any[] {
+  const spec = r.one('PrometheusRule').spec
+  assert.equal(spec.groups.length, 1)
+  return spec.groups[0].rules
+}
+
+function rule (r: Rendered, alert: string): any {
+  const found = rules(r).find((x) => x.alert === alert)
+  assert.ok(found !== undefined, `no alert ${alert}`)
+  return found
+}
+
+/** Every `metric{matchers}` selector of a PromQL expression, as [metric, matchers]. */
+function selectorsOf (expr: string): Array<[string, string]> {
+  return [...expr.matchAll(/([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}/g)].map((m) => [m[1] as string, m[2] as string])
+}
+
+/** The job label the Prometheus Operator gives the ServiceMonitor's targets, computed from what was rendered. */
+function operatorJob (r: Rendered): string {
+  const jobLabel: string | undefined = r.one('ServiceMonitor').spec.jobLabel
+  const value = jobLabel === undefined ? undefined : r.relayService.metadata.labels?.[jobLabel]
+  return value !== undefined && value !== '' ? value : r.relayService.metadata.name
+}
+
+describe('metrics.prometheusRule', { concurrency: true }, () => {
+  it('renders one PrometheusRule with the six alerts, their defaults, and a runbook anchor each', async () => {
+    const r = await render({ metrics: MONITORING })
+    const pr = r.one('PrometheusRule')
+    assert.equal(pr.apiVersion, 'monitoring.coreos.com/v1')
+    assert.equal(pr.metadata.name, FULLNAME)
+    assert.equal(pr.metadata.namespace, NAMESPACE)
+    assert.equal(pr.metadata.labels?.['app.kubernetes.io/instance'], RELEASE)
+    assert.equal(pr.spec.groups[0].name, FULLNAME)
+    assert.deepEqual(rules(r).map((x) => x.alert), ALERTS)
+    const defaults: Record<string, [string, string]> = {
+      RelayDown: ['5m', 'critical'],
+      RelayUpstreamUnreachable: ['5m', 'critical'],
+      RelayNotReady: ['10m', 'warning'],
+      RelayHighErrorRate: ['10m', 'warning'],
+      RelaySlowFirstByte: ['15m', 'warning'],
+      RelayOverloaded: ['10m', 'warning']
+    }
+    for (const x of rules(r)) {
+      assert.deepEqual([x.for, x.labels.severity], defaults[x.alert], x.alert)
+      assert.deepEqual(Object.keys(x.annotations).sort(), ['description', 'runbook_url', 'summary'], x.alert)
+      assert.equal(x.annotations.runbook_url, `${RUNBOOK}#${(x.alert as string).toLowerCase()}`)
+      assert.match(x.annotations.summary, /\{\{ \$labels\.namespace \}\}/, `${x.alert}: Prometheus templates reach Prometheus untouched`)
+    }
+    assert.match(rule(r, 'RelayHighErrorRate').expr, /\n> 0\.05$/)
+    assert.match(rule(r, 'RelayHighErrorRate').annotations.description, /above the threshold of 5%\./)
+    assert.match(rule(r, 'RelaySlowFirstByte').expr, /^histogram_quantile\(0\.95, sum by \(namespace, job, endpoint, le\) \(rate\(relay_upstream_time_to_first_byte_seconds_bucket\{[^}]*\}\[5m\]\)\)\)\n> 10$/)
+    assert.match(rule(r, 'RelayOverloaded').expr, /relay_rejected_requests_total\{[^}]*,reason=~"queue_full\|queue_timeout\|overloaded"\}\[5m\]/)
+    assert.match(rule(r, 'RelayOverloaded').expr, /\n> 0\.05$/)
+    assert.match(rule(r, 'RelayUpstreamUnreachable').expr, /relay_upstream_errors_total\{[^}]*,reason=~"connect\|dns"\}/)
+  })
+
+  it('every selector of every alert picks exactly the ServiceMonitor\'s targets: its job and the release\'s namespace', async () => {
+    const r = await render({ metrics: MONITORING })
+    assert.equal(operatorJob(r), FULLNAME)
+    for (const x of rules(r)) {
+      const selectors = selectorsOf(x.expr)
+      assert.ok(selectors.length > 0, x.alert)
+      for (const [metric, matchers] of selectors) {
+        assert.ok(matchers.startsWith(`job="${FULLNAME}",namespace="${NAMESPACE}"`), `${x.alert}: ${metric}{${matchers}}`)
+      }
+      // Both labels survive every aggregation, so Alertmanager can route and group by namespace.
+      for (const by of (x.expr as string).matchAll(/(?:sum|max) by \(([^)]*)\)/g)) {
+        assert.match(by[1] as string, /\bnamespace\b.*\bjob\b/, `${x.alert}: by (${by[1]})`)
+      }
+    }
+  })
+
+  it('follows metrics.serviceMonitor.jobLabel the way the Prometheus Operator does, and the release\'s namespace wherever the objects live', async () => {
+    const cases: Array<[object, string, string, RenderOptions?]> = [
+      [{ jobLabel: 'app.kubernetes.io/name' }, 'tokenplace-relay', NAMESPACE],
+      [{ jobLabel: 'app.kubernetes.io/instance' }, RELEASE, NAMESPACE],
+      // A label the Service lacks: the operator keeps the Service name (and NOTES.txt warns).
+      [{ jobLabel: 'app' }, FULLNAME, NAMESPACE],
+      [{ namespace: 'monitoring' }, FULLNAME, NAMESPACE],
+      [{}, 'lab-relay', NAMESPACE, { args: ['--set', 'fullnameOverride=lab-relay'] }],
+      [{}, FULLNAME, 'ai', { args: ['--namespace', 'ai'] }]
+    ]
+    await Promise.all(cases.map(async ([serviceMonitor, job, namespace, options]) => {
+      const r = await render({ metrics: { ...MONITORING, serviceMonitor: { enabled: true, ...serviceMonitor }, prometheusRule: { enabled: true, namespace: 'monitoring' } } }, options)
+      const where = JSON.stringify(serviceMonitor) + JSON.stringify(options ?? {})
+      assert.equal(operatorJob(r), job, where)
+      assert.equal(r.relayService.metadata.namespace, namespace, where)
+      assert.equal(r.one('PrometheusRule').metadata.namespace, 'monitoring', where)
+      for (const x of rules(r)) {
+        for (const [metric, matchers] of selectorsOf(x.expr)) assert.ok(matchers.startsWith(`job="${job}",namespace="${namespace}"`), `${where} ${x.alert}: ${metric}{${matchers}}`)
+      }
+    }))
+  })
+
+  it('labels, namespace, rateWindow, runbookUrl, every threshold, for, severity and reasons land in the rules', async () => {
+    const r = await render({
+      metrics: {
+        serviceMonitor: { enabled: true, interval: '1m' },
+        prometheusRule: {
+          enabled: true,
+          labels: { release: 'kube-prometheus-stack' },
+          namespace: 'monitoring',
+          rateWindow: '10m',
+          runbookUrl: 'https://wiki.lab.token.place/relay',
+          alerts: {
+            RelayDown: { for: '2m', severity: 'warning' },
+            RelayUpstreamUnreachable: { for: '3m', severity: 'warning' },
+            RelayNotReady: { for: '20m', severity: 'info' },
+            RelayHighErrorRate: { threshold: 0.25, for: '30m', severity: 'critical' },
+            RelaySlowFirstByte: { thresholdSeconds: 2.5, for: '1h', severity: 'info' },
+            RelayOverloaded: { threshold: 0.005, reasons: ['queue_full', 'rate_limit'], for: '0s', severity: 'critical' }
+          }
+        }
+      }
+    })
+    const pr = r.one('PrometheusRule')
+    assert.equal(pr.metadata.labels?.release, 'kube-prometheus-stack')
+    assert.equal(pr.metadata.namespace, 'monitoring')
+    const expected: Record<string, [string, string]> = {
+      RelayDown: ['2m', 'warning'],
+      RelayUpstreamUnreachable: ['3m', 'warning'],
+      RelayNotReady: ['20m', 'info'],
+      RelayHighErrorRate: ['30m', 'critical'],
+      RelaySlowFirstByte: ['1h', 'info'],
+      RelayOverloaded: ['0s', 'critical']
+    }
+    for (const x of rules(r)) {
+      assert.deepEqual([x.for, x.labels.severity], expected[x.alert], x.alert)
+      assert.equal(x.annotations.runbook_url, `https://wiki.lab.token.place/relay#${(x.alert as string).toLowerCase()}`)
+      for (const window of (x.expr as string).matchAll(/\}\[([^\]]+)\]/g)) assert.equal(window[1], '10m', `${x.alert} window`)
+    }
+    assert.match(rule(r, 'RelayHighErrorRate').expr, /\n> 0\.25$/)
+    assert.match(rule(r, 'RelayHighErrorRate').annotations.description, /Over the last 10m, .* above the threshold of 25%\./)
+    assert.match(rule(r, 'RelaySlowFirstByte').expr, /\n> 2\.5$/)
+    assert.match(rule(r, 'RelaySlowFirstByte').annotations.description, /^For 1h .* has been above 2\.5s:/)
+    assert.match(rule(r, 'RelayOverloaded').expr, /reason=~"queue_full\|rate_limit"\}\[10m\]/)
+    assert.match(rule(r, 'RelayOverloaded').expr, /\n> 0\.005$/)
+    assert.match(rule(r, 'RelayOverloaded').annotations.description, /above the threshold of 0\.5%\./)
+    assert.match(rule(r, 'RelayDown').annotations.description, /^For 2m Prometheus has scraped no relay pod/)
+  })
+
+  it('each alert can be left out on its own', async () => {
+    const rendered = await Promise.all(ALERTS.map(async (alert) => await render({ metrics: { ...MONITORING, prometheusRule: { enabled: true, alerts: { [alert]: { enabled: false } } } } })))
+    rendered.forEach((r, i) => { assert.deepEqual(rules(r).map((x) => x.alert), ALERTS.filter((_, j) => j !== i)) })
+  })
+
+  it('an alert set to null is left out like a disabled one; a disabled one needs none of its other values', async () => {
+    const [nulled, disabled] = await Promise.all([
+      render({ metrics: { ...MONITORING, prometheusRule: { enabled: true, alerts: { RelayDown: null, RelayOverloaded: null } } } }),
+      render({ metrics: { ...MONITORING, prometheusRule: { enabled: true, alerts: { RelayHighErrorRate: { enabled: false, threshold: null, for: null } } } } })
+    ])
+    assert.deepEqual(rules(nulled).map((x) => x.alert), ['RelayUpstreamUnreachable', 'RelayNotReady', 'RelayHighErrorRate', 'RelaySlowFirstByte'])
+    assert.deepEqual(rules(disabled).map((x) => x.alert), ALERTS.filter((a) => a !== 'RelayHighErrorRate'))
+  })
+
+  it('renders nothing when off, whatever else is set', async () => {
+    const r = await render({ metrics: { serviceMonitor: { enabled: true }, prometheusRule: { enabled: false, labels: { release: 'x' } } } })
+    assert.equal(r.has('PrometheusRule'), false)
+  })
+})
+
+describe('metrics.dashboard', { concurrency: true }, () => {
+  const dashboardFile = readFileSync(join(CHART_DIR, 'dashboards', 'tokenplace-relay.json'), 'utf8')
+
+  it('a ConfigMap with the chart\'s dashboard file as it is, labelled for kube-prometheus-stack\'s Grafana sidecar', async () => {
+    const r = await render({ metrics: { dashboard: { enabled: true } } })
+    const cm = r.one('ConfigMap')
+    assert.equal(cm.metadata.name, `${FULLNAME}-dashboard`)
+    assert.equal(cm.metadata.namespace, NAMESPACE)
+    assert.equal(cm.metadata.labels?.grafana_dashboard, '1')
+    assert.equal(cm.metadata.labels?.['app.kubernetes.io/instance'], RELEASE)
+    assert.equal(cm.metadata.annotations, undefined)
+    assert.deepEqual(Object.keys(cm.data), ['tokenplace-relay.json'])
+    assert.equal(cm.data['tokenplace-relay.json'], dashboardFile.trimEnd(), 'the file, byte for byte')
+    assert.equal(JSON.parse(cm.data['tokenplace-relay.json']).uid, 'tokenplace-relay')
+    assert.equal(r.has('PrometheusRule'), false, 'the dashboard needs no PrometheusRule, nor a ServiceMonitor')
+  })
+
+  it('labels, annotations and namespace land on the ConfigMap', async () => {
+    const r = await render({ metrics: { dashboard: { enabled: true, labels: { grafana_dashboard: 'relay', team: 'lab' }, annotations: { grafana_folder: 'Relay' }, namespace: 'monitoring' } } })
+    const cm = r.one('ConfigMap')
+    assert.equal(cm.metadata.namespace, 'monitoring')
+    assert.equal(cm.metadata.labels?.grafana_dashboard, 'relay')
+    assert.equal(cm.metadata.labels?.team, 'lab')
+    assert.deepEqual(cm.metadata.annotations, { grafana_folder: 'Relay' })
   })
 })
 

@@ -1,5 +1,6 @@
 // Value sets the chart tests render: the matrix of issue 3 (defaults, headless, ingress off,
-// networkPolicy off, ServiceMonitor on, digest pinned, replicas with HPA and PDB) plus a few more.
+// networkPolicy off, ServiceMonitor on, digest pinned, replicas with HPA and PDB) plus a few more
+// (issue 12: the PrometheusRule and the dashboard ConfigMap, with the ServiceMonitor and everything on).
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { CHART_DIR, ISSUE_INSTALL_SET_ARGS, type RenderOptions } from './chart-helm.js'
@@ -42,6 +43,17 @@ export const MATRIX: ChartCase[] = [
       metrics: { serviceMonitor: { enabled: true, labels: { release: 'kube-prometheus-stack' }, interval: '1m', scrapeTimeout: '15s' } }
     }
   },
+  {
+    name: 'ServiceMonitor, PrometheusRule and dashboard on (issue 12)',
+    values: {
+      ...REAL_VALUES,
+      metrics: {
+        serviceMonitor: { enabled: true, labels: { release: 'kube-prometheus-stack' } },
+        prometheusRule: { enabled: true, labels: { release: 'kube-prometheus-stack' } },
+        dashboard: { enabled: true }
+      }
+    }
+  },
   { name: 'digest pinned', values: { image: { tag: 'sha-abc1234', digest: DIGEST } } },
   {
     name: 'replicas with HPA and PDB',
@@ -81,7 +93,20 @@ export const MATRIX: ChartCase[] = [
           honorLabels: true,
           relabelings: [{ targetLabel: 'cluster', replacement: 'pi-cluster' }],
           metricRelabelings: [{ sourceLabels: ['__name__'], regex: 'nodejs_.*', action: 'drop' }]
-        }
+        },
+        prometheusRule: {
+          enabled: true,
+          labels: { release: 'kube-prometheus-stack' },
+          namespace: 'monitoring',
+          rateWindow: '10m',
+          alerts: {
+            RelayHighErrorRate: { threshold: 0.1, for: '15m', severity: 'critical' },
+            RelaySlowFirstByte: { thresholdSeconds: 20 },
+            RelayOverloaded: { reasons: ['queue_full', 'queue_timeout', 'rate_limit'] },
+            RelayNotReady: { enabled: false }
+          }
+        },
+        dashboard: { enabled: true, namespace: 'monitoring', annotations: { grafana_folder: 'Relay' } }
       },
       autoscaling: { enabled: true, behavior: { scaleDown: { stabilizationWindowSeconds: 600 } } },
       networkPolicy: {

@@ -1,5 +1,6 @@
 // Validates rendered objects against the Kubernetes OpenAPI schemas (kubernetes-models) and the
-// Prometheus Operator CRD schemas (@kubernetes-models/prometheus-operator), and checks pods against
+// Prometheus Operator CRD schemas (@kubernetes-models/prometheus-operator: ServiceMonitor,
+// PrometheusRule), and checks pods against
 // the Pod Security Standards "restricted" profile.
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment'
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler'
@@ -7,10 +8,12 @@ import { EndpointSlice } from 'kubernetes-models/discovery.k8s.io/v1/EndpointSli
 import { Ingress } from 'kubernetes-models/networking.k8s.io/v1/Ingress'
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy'
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget'
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap'
 import { Endpoints } from 'kubernetes-models/v1/Endpoints'
 import { Pod } from 'kubernetes-models/v1/Pod'
 import { Service } from 'kubernetes-models/v1/Service'
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount'
+import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule'
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor'
 import type { K8sObject } from './chart-helm.js'
 
@@ -25,10 +28,12 @@ const MODELS: Record<string, ModelClass> = {
   'networking.k8s.io/v1/Ingress': Ingress,
   'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  'v1/ConfigMap': ConfigMap,
   'v1/Endpoints': Endpoints,
   'v1/Pod': Pod,
   'v1/Service': Service,
   'v1/ServiceAccount': ServiceAccount,
+  'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
   'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor
 }
 

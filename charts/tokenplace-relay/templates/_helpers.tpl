@@ -313,6 +313,20 @@ app.kubernetes.io/component: test
 {{- $lines = append $lines (printf "metrics.serviceMonitor.jobLabel=%s is not a label of the relay's Service, so Prometheus names the job after the Service instead; use one it has: %s." $sm.jobLabel (join ", " (keys $serviceLabels | sortAlpha))) }}
 {{- end }}
 {{- end }}
+{{- $pr := .Values.metrics.prometheusRule }}
+{{- if and $pr.enabled (not $pr.labels) }}
+{{- $lines = append $lines "metrics.prometheusRule.labels is empty: kube-prometheus-stack's Prometheus only loads PrometheusRules labelled with its release (release: <its Helm release name>, unless its ruleSelector says otherwise), so the alerts would never be evaluated. Set e.g. --set metrics.prometheusRule.labels.release=kube-prometheus-stack." }}
+{{- end }}
+{{- if and $pr.enabled $sm.enabled }}
+{{- range include "tokenplace-relay.list" $sm.relabelings | fromJsonArray }}
+{{- if has (toString .targetLabel) (list "job" "namespace") }}
+{{- $lines = append $lines (printf "metrics.serviceMonitor.relabelings rewrites the %s label, but the alerts select the targets by job=%s and namespace=%s, as the Prometheus Operator labels them: they would watch nothing (and RelayDown would fire). Drop that relabeling, or set metrics.serviceMonitor.jobLabel to name the job instead." .targetLabel (include "tokenplace-relay.metricsJob" $) $.Release.Namespace) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and .Values.metrics.dashboard.enabled (not .Values.metrics.dashboard.labels) }}
+{{- $lines = append $lines "metrics.dashboard.labels is empty, so no Grafana sidecar picks the dashboard ConfigMap up: set the label your sidecar watches (kube-prometheus-stack: --set metrics.dashboard.labels.grafana_dashboard=1), or import the dashboard by hand as shown below." }}
+{{- end }}
 {{- if and (include "tokenplace-relay.upstreamCaFile" .) (not (hasPrefix "https://" (include "tokenplace-relay.upstreamUrl" .))) }}
 {{- $lines = append $lines (printf "upstream.ca is set, but the relay dials %s over plain http, so the CA is never used: point upstream.url at the GPU server's https:// URL, or drop upstream.ca." (include "tokenplace-relay.upstreamUrl" .)) }}
 {{- end }}
@@ -337,4 +351,49 @@ app.kubernetes.io/component: test
 {{/* An integer, or a percentage string such as "50%" (PodDisruptionBudget). */}}
 {{- define "tokenplace-relay.intOrPercent" -}}
 {{- if kindIs "string" . }}{{ . | quote }}{{ else }}{{ int64 . }}{{ end }}
+{{- end }}
+
+{{/* Monitoring -------------------------------------------------------------------------------------
+  The `job` label Prometheus gives the ServiceMonitor's targets, as the Prometheus Operator sets it: the
+  relay Service's name; when spec.jobLabel names a label of that Service with a non-empty value, that
+  value instead (a jobLabel the Service lacks leaves the Service name, and NOTES.txt warns). */}}
+{{- define "tokenplace-relay.metricsJob" -}}
+{{- $jobLabel := .Values.metrics.serviceMonitor.jobLabel }}
+{{- $serviceLabels := include "tokenplace-relay.labels" . | fromYaml }}
+{{- if and $jobLabel (get $serviceLabels $jobLabel) }}
+{{- get $serviceLabels $jobLabel }}
+{{- else }}
+{{- include "tokenplace-relay.fullname" . }}
+{{- end }}
+{{- end }}
+
+{{/* The label matchers every alert starts from: exactly the targets of the chart's ServiceMonitor,
+  i.e. its job (above) and the namespace of the relay's Service (the release's namespace, wherever the
+  ServiceMonitor object lives: the Prometheus Operator labels targets with the Service's namespace). */}}
+{{- define "tokenplace-relay.alertSelector" -}}
+job="{{ include "tokenplace-relay.metricsJob" . }}",namespace="{{ .Release.Namespace }}"
+{{- end }}
+
+{{/* Answers that count as the relay's traffic: every endpoint but its own probes (/healthz, /livez),
+  which the kubelet calls every few seconds whatever the users do. */}}
+{{- define "tokenplace-relay.notProbes" -}}
+endpoint!~"/healthz|/livez"
+{{- end }}
+
+{{/* A number for a PromQL expression: 0.05, 10, 2.5 (never 1.0e+01, which Helm's float64 would print
+  with %e; %v keeps a plain decimal for the ranges the schema allows). */}}
+{{- define "tokenplace-relay.promNumber" -}}
+{{- printf "%v" (float64 .) }}
+{{- end }}
+
+{{/* The alerts that are enabled, as a JSON list of names, in the order the PrometheusRule lists them.
+  An alert set to null (Helm then drops it, defaults included) is not rendered, like enabled: false. */}}
+{{- define "tokenplace-relay.enabledAlerts" -}}
+{{- $alerts := .Values.metrics.prometheusRule.alerts | default dict }}
+{{- $names := list }}
+{{- range list "RelayDown" "RelayUpstreamUnreachable" "RelayNotReady" "RelayHighErrorRate" "RelaySlowFirstByte" "RelayOverloaded" }}
+{{- $alert := get $alerts . }}
+{{- if and (kindIs "map" $alert) $alert.enabled }}{{ $names = append $names . }}{{ end }}
+{{- end }}
+{{- toJson $names }}
 {{- end }}

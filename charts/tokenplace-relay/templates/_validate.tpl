@@ -173,6 +173,25 @@ deployment.yaml. Types, formats and unknown keys are refused earlier by values.s
 {{- fail (printf "metrics.serviceMonitor.scrapeTimeout=%s is longer than metrics.serviceMonitor.interval=%s; Prometheus refuses that" .Values.metrics.serviceMonitor.scrapeTimeout .Values.metrics.serviceMonitor.interval) }}
 {{- end }}
 {{- end }}
+
+{{- /* PrometheusRule --------------------------------------------------------------------------- */}}
+{{- $pr := .Values.metrics.prometheusRule }}
+{{- if $pr.enabled }}
+{{- if not .Values.metrics.serviceMonitor.enabled }}
+{{- fail "metrics.prometheusRule.enabled=true needs metrics.serviceMonitor.enabled=true: the alerts watch the targets the chart's ServiceMonitor creates (their job and namespace), so without it RelayDown would fire forever and the others never. Add --set metrics.serviceMonitor.enabled=true" }}
+{{- end }}
+{{- if not (include "tokenplace-relay.enabledAlerts" . | fromJsonArray) }}
+{{- fail "metrics.prometheusRule.enabled=true but every alert under metrics.prometheusRule.alerts is disabled: enable one, or set metrics.prometheusRule.enabled=false" }}
+{{- end }}
+{{- $window := include "tokenplace-relay.durationMs" $pr.rateWindow | int64 }}
+{{- $interval := include "tokenplace-relay.durationMs" .Values.metrics.serviceMonitor.interval | int64 }}
+{{- if lt $window (mul 2 $interval) }}
+{{- fail (printf "metrics.prometheusRule.rateWindow=%s is shorter than twice metrics.serviceMonitor.interval=%s: rate() needs two samples in its window, so the alerts would never fire; use at least %s (four times the interval is safer)" $pr.rateWindow .Values.metrics.serviceMonitor.interval (ternary (printf "%ds" (div (mul 2 $interval) 1000)) (printf "%dms" (mul 2 $interval)) (eq (mod (mul 2 $interval) 1000) 0))) }}
+{{- end }}
+{{- if and (has "RelayOverloaded" (include "tokenplace-relay.enabledAlerts" . | fromJsonArray)) (not (include "tokenplace-relay.list" $pr.alerts.RelayOverloaded.reasons | fromJsonArray)) }}
+{{- fail "metrics.prometheusRule.alerts.RelayOverloaded.reasons is empty, so RelayOverloaded would count no rejection: list reasons (queue_full, queue_timeout, overloaded, client_concurrency, rate_limit), or set metrics.prometheusRule.alerts.RelayOverloaded.enabled=false" }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* A Prometheus duration (e.g. 1m30s, 500ms) in milliseconds; the schema guarantees the shape. */}}

@@ -1,12 +1,12 @@
-// RELAY_RATE_LIMIT proxied requests per client per RELAY_RATE_LIMIT_WINDOW_SECONDS, counted by
-// @fastify/rate-limit: in this process, in the cluster primary (RELAY_WORKERS > 1), or in Redis
-// (RELAY_REDIS_URL) so that every replica shares one count. Redis is optional and never in the way:
+// RELAY_RATE_LIMIT proxied requests per client per RELAY_RATE_LIMIT_WINDOW_SECONDS, a fixed window
+// counted in one of @fastify/rate-limit's stores: in this process, in the cluster primary
+// (RELAY_WORKERS > 1, rate-limit-stores.ts), or in Redis (RELAY_REDIS_URL) so that every replica
+// shares one count. Redis is optional and never in the way:
 // while it is unreachable the relay lets requests through (the GPU's queue still protects the GPU),
 // says so once and once more when it is back, and counts the failed operations. Every proxied
 // response carries the IETF draft's RateLimit-Limit, -Remaining and -Reset; a refusal is 429 with
 // Retry-After, the seconds until the window resets.
 import fp from 'fastify-plugin'
-import fastifyRateLimit from '@fastify/rate-limit'
 import { Redis } from 'ioredis'
 import type { FastifyPluginAsync } from 'fastify'
 import { LocalStore, RATE_LIMIT_CLIENTS, RedisStore, type RateLimitStore } from '../rate-limit-stores.js'
@@ -37,37 +37,28 @@ const rateLimitPlugin: FastifyPluginAsync<RateLimitPluginOptions> = async (fasti
     store = options.store ?? new LocalStore(false, false, RATE_LIMIT_CLIENTS)
   }
 
-  await fastify.register(fastifyRateLimit, {
-    global: false,
-    // Failures of the store are counted here; the request is let through (fail open).
-    skipOnError: true,
-    store: class CountingStore {
-      incr (key: string, callback: Parameters<RateLimitStore['incr']>[1], timeWindow: number, max: number): void {
-        store.incr(key, (err, result) => {
-          if (err !== null) metrics.rateLimitStoreError()
-          callback(err, result)
-        }, timeWindow, max)
-      }
-
-      child (): CountingStore { return this }
-    } as never
-  })
-  const limit = fastify.createRateLimit({
-    max: limits.rateLimit,
-    timeWindow: limits.rateLimitWindowMs,
-    keyGenerator: (request) => clientKey(request.arrival.ip)
-  })
-
+  const { rateLimit: max, rateLimitWindowMs: window } = limits
+  // The store is called directly rather than through the plugin's hook: its in-memory store answers
+  // synchronously, and a hook that waits for no promise costs a proxied request nothing it need not.
   fastify.addHook('onRequest', (request, reply, done) => {
-    limit(request).then((state) => {
-      if (state.isAllowed) return done()
-      reply.header('ratelimit-limit', state.max)
-        .header('ratelimit-remaining', state.remaining)
-        .header('ratelimit-reset', state.ttlInSeconds)
-      if (!state.isExceeded) return done()
+    store.incr(clientKey(request.arrival.ip), (err, result) => {
+      // The store failed (Redis away, the primary gone): count it and let the request through.
+      if (err !== null || result === undefined) {
+        metrics.rateLimitStoreError()
+        done()
+        return
+      }
+      const resetSeconds = Math.max(1, Math.ceil(result.ttl / 1000))
+      reply.header('ratelimit-limit', max)
+        .header('ratelimit-remaining', Math.max(0, max - result.current))
+        .header('ratelimit-reset', resetSeconds)
+      if (result.current <= max) {
+        done()
+        return
+      }
       metrics.rejected('rate_limit')
-      done(rejection('rate_limit', Math.max(1, state.ttlInSeconds)))
-    }, () => done())
+      done(rejection('rate_limit', resetSeconds))
+    }, window, max)
   })
 }
 

@@ -1,41 +1,43 @@
-// Forwarding, in one place: the pooled connection to the upstream, the adapter @fastify/reply-from
-// calls instead of undici, cancellation, the body limit on the stream, and what an upstream failure
-// means. Everything that knows undici's or reply-from's internals lives in this folder and nowhere
-// else; test/forward/contract.test.ts holds the real @fastify/http-proxy and @fastify/reply-from to it.
+// Forwarding, in one place: the pooled connections to the upstream (upstream-pool.ts, the relay's own
+// HTTP/1.1 client), the adapter @fastify/reply-from calls instead of undici, cancellation, the body
+// limit on the stream, and what an upstream failure means. Everything that knows reply-from's
+// internals lives in this folder and nowhere else; test/forward/contract.test.ts holds the real
+// @fastify/http-proxy and @fastify/reply-from to it.
 //
 // How a request goes:
 //   1. reply-from calls `rewriteRequestHeaders` (here: `requestHeaders`): the exchange's token joins
 //      the headers, the one thing reply-from is documented to hand on to the dispatcher;
 //   2. reply-from calls `dispatcher.request(options, callback)`: the token names the exchange, and a
 //      missing one is a named error, never a TypeError;
-//   3. the exchange is undici's dispatch handler: when the upstream's status and headers arrive it
-//      writes the response head into the client's response itself (no ordering with reply-from to get
-//      wrong) and then each body chunk straight into it, with backpressure, without an intermediate
-//      stream: the largest single saving on the hot path;
+//   3. the exchange hears the upstream's response from the pool: when its head arrives it writes the
+//      client's response head itself (no ordering with reply-from to get wrong), then hands each
+//      piece of the body on as it arrives, with backpressure: of a declared length, or chunked to a
+//      client that gets a chunked response too, the upstream's bytes go onto the client's socket as
+//      they are, framing and all, never parsed into pieces and framed again;
 //   4. a failure before the head goes back through reply-from to `onError`, which answers with a
 //      named error; one after the head cuts the client's response.
-import type { IncomingHttpHeaders } from 'node:http'
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import createError from '@fastify/error'
-import { Pool, type Dispatcher } from 'undici'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { UpstreamConfig } from '../config.js'
 import { BodyTooLarge, withHeaders, type RelayError } from '../errors.js'
 import { toClientResponseHead, toUpstreamRequestHeaders } from '../lib/headers.js'
+import type { ResponseHead } from '../lib/h1-response.js'
 import { rewriteLocation, type UpstreamOrigin } from '../lib/redirect.js'
 import { expectsContinue } from '../lib/request-rules.js'
-import { upstreamConnector } from './connector.js'
-import { INTERIM_TIMEOUT, classifyUpstreamError, isAbort, type UpstreamFailure } from './upstream-errors.js'
+import { UpstreamPool, type ExchangeControl, type ExchangeHandler, type UpstreamRequest } from './upstream-pool.js'
+import { classifyUpstreamError, isAbort, type UpstreamFailure } from './upstream-errors.js'
 
 /** The request header that carries an exchange's token from reply-from to the dispatcher. */
 export const CHANNEL_HEADER = 'x-relay-exchange'
 
 export const ForwarderChannelBroken = createError('RELAY_FORWARDER_CHANNEL', 'The relay lost track of the request', 500, Error, false)
-const InterimTimeout = createError(INTERIM_TIMEOUT, 'The upstream sent interim responses past the timeout', 504, Error, false)
 
 export interface ForwarderOptions {
   upstream: UpstreamConfig
-  /** Longest wait for the response head, and between two chunks of its body */
+  /** Longest wait for the response head, and between two pieces of its body */
   timeoutMs: number
   bodyLimitBytes: number
   /** Most connections to the upstream at once; null: as many as the requests admitted */
@@ -44,22 +46,24 @@ export interface ForwarderOptions {
   onFailure(reply: FastifyReply, failure: UpstreamFailure, cause: unknown, midBody: boolean): void
   /** The first byte of the response body arrived, `elapsedMs` after the request did (for a response without a body: its end). */
   onFirstByte(request: FastifyRequest, statusCode: number, elapsedMs: number): void
-  /** undici was not what the forwarder expects (see connector.ts). */
-  onWarning(message: string): void
 }
 
 type ReplyFromCallback = (err: Error | null, res?: { statusCode: number, headers: IncomingHttpHeaders, body: { destroy(): void } }) => void
-type ReplyFromRequest = Dispatcher.RequestOptions & { headers: Record<string, string | string[] | undefined> }
+type ReplyFromRequest = { method: string, path: string, headers: Record<string, string | string[] | undefined>, body?: Readable | string | Buffer | null }
 
 /** What reply-from is told of the response: the head and body are the exchange's to write. */
 const NO_BODY = { destroy () {} }
+
+/** How a response body reaches the client. */
+const WRITE_RAW = 0 // straight onto the client's socket: the bytes are framed as the client's response is
+const WRITE_FRAMED = 1 // through the response, which frames them (a body that ends with its connection)
 
 const WAITING = 0
 const STREAMING = 1
 const DONE = 2
 
-/** One request's trip to the upstream and back; undici's dispatch handler for it. */
-class Exchange implements Dispatcher.DispatchHandler {
+/** One request's trip to the upstream and back. */
+class Exchange implements ExchangeHandler {
   readonly forwarder: Forwarder
   readonly request: FastifyRequest
   readonly reply: FastifyReply
@@ -67,15 +71,15 @@ class Exchange implements Dispatcher.DispatchHandler {
   state = WAITING
   /** The client left, or the relay gave up on the request: never write to the client again. */
   cancelled = false
-  /** The response needs no body (HEAD, 204, 304): whatever undici still reports is not the client's. */
+  /** The client's response was ended at its head (HEAD, 204, 304) or by someone else */
   bodiless = false
   replyFrom: ReplyFromCallback | null = null
   statusCode = 0
+  control: ExchangeControl | undefined
   #firstByte = true
-  #abort: ((err?: Error) => void) | null = null
-  #resume: (() => void) | null = null
-  #dispatchedAt = 0
-  #interim: NodeJS.Timeout | undefined
+  #mode = WRITE_RAW
+  #socket: Socket | null = null
+  #resume: (() => void) | undefined
 
   constructor (forwarder: Forwarder, request: FastifyRequest, reply: FastifyReply) {
     this.forwarder = forwarder
@@ -83,40 +87,27 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.reply = reply
   }
 
-  dispatch (pool: Pool, options: Dispatcher.DispatchOptions): void {
-    this.#dispatchedAt = Date.now()
-    pool.dispatch(options, this)
-  }
-
   cancel (): void {
     if (this.state === DONE || this.cancelled) return
     this.cancelled = true
-    this.#abort?.()
+    this.control?.cancel()
   }
 
-  onConnect (abort: (err?: Error) => void): void {
-    if (this.cancelled) abort()
-    else this.#abort = abort
-  }
+  onInterim (): void {}
 
-  onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    if (statusCode < 200) {
-      this.#onInterim()
-      return true
-    }
-    clearTimeout(this.#interim)
+  onHead (head: ResponseHead): boolean {
     const { request, reply } = this
     const res = reply.raw
+    const statusCode = head.statusCode
     this.state = STREAMING
     this.statusCode = statusCode
     // Someone else answered meanwhile (the shutdown's 503) or the client is gone.
     if (this.cancelled || res.headersSent || res.destroyed) {
       this.bodiless = true
-      this.#abort?.()
+      this.cancel()
       return false
     }
-    const head = toClientResponseHead(rawHeaders, request.id, this.forwarder.location)
-    const headers = head.headers
+    const { headers } = toClientResponseHead(head.rawHeaders, request.id, this.forwarder.location, head.framing === 'length' ? head.contentLength : undefined)
     // Headers the relay put on the reply (Connection: close while draining) win over the upstream's.
     const own = reply.getHeaders()
     for (const name in own) {
@@ -126,39 +117,56 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (!request.raw.complete && own.connection === undefined) headers.push('connection', 'close')
     reply.hijack()
     res.writeHead(statusCode, headers)
-    if (request.method === 'HEAD' || statusCode === 204 || statusCode === 304) {
-      this.bodiless = true
-      res.end()
-    } else if (!head.hasContentLength) {
-      // Node.js holds a head until the first body byte; a stream may wait seconds for the GPU's first
-      // token, and clients time the wait for headers: send it now, as nginx does.
-      res.flushHeaders()
-    }
-    this.#resume = resume
     const callback = this.replyFrom
     this.replyFrom = null
     callback?.(null, { statusCode, headers: {}, body: NO_BODY })
-    return true
-  }
-
-  onData (chunk: Buffer): boolean {
-    if (this.#firstByte) this.#onFirstByte()
-    if (this.bodiless) return true
-    const res = this.reply.raw
-    if (res.write(chunk)) return true
-    res.once('drain', this.#resume as () => void)
+    if (head.framing === 'none' || request.method === 'HEAD' || statusCode === 204 || statusCode === 304) {
+      this.bodiless = true
+      return false
+    }
+    // Node.js holds a head until the first body byte; a stream may wait seconds for the GPU's first
+    // token, and clients time the wait for headers: send it now, as nginx does.
+    res.flushHeaders()
+    this.#socket = res.socket
+    const chunkedToClient = (res as ServerResponse & { chunkedEncoding?: boolean }).chunkedEncoding === true
+    if (head.framing === 'chunked') {
+      // Chunked both ways: the upstream's chunks go on as they are, framing and all. To an HTTP/1.0
+      // client (no chunking) their data goes on, and the connection's end ends the response.
+      this.#mode = WRITE_RAW
+      return chunkedToClient
+    }
+    // Of a declared length, the bytes go on as they are; until close, the response frames them.
+    this.#mode = head.framing === 'length' ? WRITE_RAW : WRITE_FRAMED
     return false
   }
 
-  onComplete (): void {
+  onBody (bytes: Buffer): boolean {
+    if (this.#firstByte) this.#onFirstByte()
+    if (this.bodiless) return true
+    const res = this.reply.raw
+    if (this.#mode === WRITE_RAW) {
+      const socket = this.#socket
+      if (socket === null || socket.destroyed) return true
+      if (socket.write(bytes)) return true
+      socket.once('drain', this.#onDrain)
+      return false
+    }
+    if (res.write(bytes)) return true
+    res.once('drain', this.#onDrain)
+    return false
+  }
+
+  #onDrain = (): void => { this.control?.resume() }
+
+  onEnd (): void {
     if (this.#firstByte) this.#onFirstByte()
     this.state = DONE
     this.forwarder.settle(this)
-    if (!this.bodiless) this.reply.raw.end()
+    const res = this.reply.raw
+    if (!res.destroyed && !res.writableEnded) res.end()
   }
 
   onError (err: Error): void {
-    clearTimeout(this.#interim)
     const wasStreaming = this.state === STREAMING
     this.state = DONE
     this.forwarder.settle(this)
@@ -166,8 +174,8 @@ class Exchange implements Dispatcher.DispatchHandler {
       const callback = this.replyFrom
       this.replyFrom = null
       // Through reply-from, to onError below: one way to answer a failure before the head.
-      if (callback !== null && !this.forwarder.closed) callback(err)
-      else if (this.forwarder.closed) this.reply.raw.destroy()
+      if (this.forwarder.closed) this.reply.raw.destroy()
+      else if (callback !== null) callback(err)
       return
     }
     // The client already has its whole answer (HEAD, 204, 304), or left, or was answered meanwhile.
@@ -186,15 +194,10 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.#firstByte = false
     if (!this.cancelled) this.forwarder.onFirstByte(this.request, this.statusCode, this.reply.elapsedTime)
   }
-
-  #onInterim (): void {
-    // undici restarts its headers timeout on every 1xx; an upstream that keeps sending them would hold
-    // the request forever. The timeout runs from the request.
-    if (this.#interim !== undefined) return
-    const left = Math.max(0, this.forwarder.timeoutMs - (Date.now() - this.#dispatchedAt))
-    this.#interim = setTimeout(() => this.#abort?.(new InterimTimeout()), left)
-  }
 }
+
+/** A response head, status line and header fields, over this is refused (undici's and Node.js' default). */
+const MAX_RESPONSE_HEAD_BYTES = 16 * 1024
 
 const kExchange = Symbol('relay.exchange')
 type WithExchange = FastifyRequest & { [kExchange]?: Exchange }
@@ -206,7 +209,7 @@ export class Forwarder {
   readonly dispatcher: { request(options: ReplyFromRequest, callback: ReplyFromCallback): void }
   readonly onFailure: ForwarderOptions['onFailure']
   readonly onFirstByte: ForwarderOptions['onFirstByte']
-  readonly #pool: Pool
+  readonly #pool: UpstreamPool
   readonly #bodyLimitBytes: number
   readonly #exchanges = new Map<string, Exchange>()
   #nextToken = 0
@@ -220,15 +223,20 @@ export class Forwarder {
     this.#bodyLimitBytes = options.bodyLimitBytes
     const origin: UpstreamOrigin = { origin: upstream.origin, basePath: new URL(upstream.url).pathname.replace(/\/$/, '') }
     this.location = (value) => rewriteLocation(value, origin)
-    this.#pool = new Pool(upstream.origin, {
-      connections: options.connections,
-      pipelining: 1,
-      headersTimeout: timeoutMs,
-      // Between two chunks of a streamed body, not for the whole body: a generation may run for minutes.
-      bodyTimeout: timeoutMs,
-      keepAliveTimeout: 4_000,
-      keepAliveMaxTimeout: 60_000,
-      connect: upstreamConnector({ connectTimeoutMs: Math.min(10_000, timeoutMs), onUnpatched: options.onWarning })
+    const { protocol, hostname } = upstream
+    const origin_ = new URL(upstream.origin)
+    this.#pool = new UpstreamPool({
+      protocol,
+      hostname,
+      port: Number(origin_.port === '' ? (protocol === 'https:' ? 443 : 80) : origin_.port),
+      maxConnections: options.connections,
+      connectTimeoutMs: Math.min(10_000, timeoutMs),
+      headersTimeoutMs: timeoutMs,
+      // Between two pieces of a streamed body, not for the whole body: a generation may run for minutes.
+      bodyTimeoutMs: timeoutMs,
+      // Below uvicorn's default of 5 s: the relay closes an idle connection before the GPU server does.
+      keepAliveTimeoutMs: 4_000,
+      maxHeadBytes: MAX_RESPONSE_HEAD_BYTES
     })
     const pool = this.#pool
     this.dispatcher = {
@@ -245,7 +253,8 @@ export class Forwarder {
         const raw = exchange.request.raw
         // The client waits for this before it sends the body: now the relay reads it.
         if (opts.body != null && expectsContinue(raw.headers) && !exchange.reply.raw.headersSent) exchange.reply.raw.writeContinue()
-        exchange.dispatch(pool, opts)
+        const request: UpstreamRequest = { method: opts.method, path: opts.path, headers: opts.headers, body: opts.body }
+        exchange.control = pool.request(request, exchange)
       }
     }
   }
@@ -329,7 +338,7 @@ export class Forwarder {
 
   async close (): Promise<void> {
     this.#closed = true
-    await this.#pool.destroy()
+    await this.#pool.close()
   }
 }
 

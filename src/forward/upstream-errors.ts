@@ -8,10 +8,15 @@ import type { RelayError } from '../errors.js'
 export const UPSTREAM_ERROR_REASONS = ['connect', 'dns', 'timeout', 'reset'] as const
 export type UpstreamErrorReason = typeof UPSTREAM_ERROR_REASONS[number]
 
-/** The code a reset upstream connection's error carries once the forwarder has seen it (connector.ts). */
-export const UPSTREAM_RESET = 'RELAY_UPSTREAM_RESET_BY_PEER'
-/** The code of the forwarder's own timeout on interim (1xx) responses that never end. */
-export const INTERIM_TIMEOUT = 'RELAY_UPSTREAM_INTERIM_TIMEOUT'
+// The codes of the failures the relay's upstream client (upstream-pool.ts) finds itself.
+export const CONNECT_TIMEOUT = 'RELAY_CONNECT_TIMEOUT'
+export const HEADERS_TIMEOUT = 'RELAY_HEADERS_TIMEOUT'
+export const BODY_TIMEOUT = 'RELAY_BODY_TIMEOUT'
+/** The connection closed (cleanly or not) before the response was complete */
+export const UPSTREAM_EOF = 'RELAY_UPSTREAM_EOF'
+/** From src/lib/h1-response.ts */
+export const INVALID_RESPONSE = 'RELAY_INVALID_RESPONSE'
+export const HEADERS_OVERFLOW = 'RELAY_HEADERS_OVERFLOW'
 
 function define (code: string, statusCode: 502 | 504, message: string): FastifyErrorConstructor {
   return createError(code, message, statusCode, Error, false)
@@ -38,10 +43,12 @@ export interface UpstreamFailure {
 
 const DNS = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_NODATA', 'EAI_NONAME', 'EAI_FAIL'])
 const CONNECT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'EADDRNOTAVAIL'])
-const CONNECT_TIMEOUT = new Set(['UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT'])
-const RESPONSE_TIMEOUT = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'FST_REPLY_FROM_GATEWAY_TIMEOUT', INTERIM_TIMEOUT])
+// undici's and reply-from's codes are still recognised: reply-from wraps what it hands on.
+const CONNECT_TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT', CONNECT_TIMEOUT])
+const RESPONSE_TIMEOUT = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'FST_REPLY_FROM_GATEWAY_TIMEOUT', HEADERS_TIMEOUT, BODY_TIMEOUT])
 const ABORTED = new Set(['UND_ERR_ABORTED', 'ABORT_ERR'])
-const INVALID = new Set(['FST_REPLY_FROM_BAD_GATEWAY', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_INVALID_ARG'])
+const INVALID = new Set(['FST_REPLY_FROM_BAD_GATEWAY', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_INVALID_ARG', INVALID_RESPONSE])
+const OVERFLOW = new Set(['UND_ERR_HEADERS_OVERFLOW', HEADERS_OVERFLOW])
 const TLS = /CERT|SSL|TLS|UNABLE_TO_(GET|VERIFY)/
 
 /** The error codes along an error's `cause` chain, outermost first. */
@@ -77,11 +84,11 @@ export function classifyUpstreamError (err: unknown): UpstreamFailure {
     return { reason, statusCode: error.statusCode as 502 | 504, message: error.message, code, error }
   }
   if (has(DNS)) return failure('dns', UpstreamDnsFailed)
-  if (has(CONNECT_TIMEOUT)) return failure('connect', UpstreamConnectTimeout)
+  if (has(CONNECT_TIMEOUTS)) return failure('connect', UpstreamConnectTimeout)
   if (has(CONNECT)) return failure('connect', UpstreamRefused)
   if (codes.some((c) => TLS.test(c))) return failure('connect', UpstreamTlsFailed)
   if (has(RESPONSE_TIMEOUT)) return failure('timeout', UpstreamTimeout)
-  if (codes.includes('UND_ERR_HEADERS_OVERFLOW')) return failure('reset', UpstreamHeadersTooLarge)
+  if (has(OVERFLOW)) return failure('reset', UpstreamHeadersTooLarge)
   if (codes.some((c) => c.startsWith('HPE_')) || has(INVALID)) return failure('reset', UpstreamInvalid)
   return failure('reset', UpstreamClosed)
 }

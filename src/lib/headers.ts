@@ -73,11 +73,12 @@ export interface ClientResponseHead {
 }
 
 /**
- * Turns the upstream's raw response headers (undici gives them as latin1 buffers or strings, name,
- * value, …) into what the client receives: hop-by-hop headers and those `Connection` names are
- * dropped, the request id is the relay's, and Location-like values go through `location`.
+ * Turns the upstream's raw response headers (latin1 buffers or strings, name, value, …) into what the
+ * client receives: hop-by-hop headers and those `Connection` names are dropped, the request id is the
+ * relay's, Location-like values go through `location`, and a `contentLength` given replaces the
+ * upstream's own.
  */
-export function toClientResponseHead (raw: ReadonlyArray<Buffer | string>, requestId: string, location: (value: string) => string): ClientResponseHead {
+export function toClientResponseHead (raw: ReadonlyArray<Buffer | string>, requestId: string, location: (value: string) => string, contentLength?: number): ClientResponseHead {
   const headers: string[] = []
   let named: string[] | undefined
   let hasContentLength = false
@@ -90,13 +91,21 @@ export function toClientResponseHead (raw: ReadonlyArray<Buffer | string>, reque
     }
     let value = (raw[i + 1] as Buffer | string).toString('latin1')
     if (lower === 'location' || lower === 'content-location') value = location(value)
-    else if (lower === 'content-length') hasContentLength = true
+    else if (lower === 'content-length') {
+      // The length the body was read with, once, whatever list of equal values the upstream sent.
+      if (contentLength !== undefined) continue
+      hasContentLength = true
+    }
     headers.push(name, value)
   }
   if (named !== undefined) {
     for (let i = headers.length - 2; i >= 0; i -= 2) {
       if (named.includes((headers[i] as string).toLowerCase())) headers.splice(i, 2)
     }
+  }
+  if (contentLength !== undefined) {
+    headers.push('content-length', String(contentLength))
+    hasContentLength = true
   }
   headers.push('x-request-id', requestId)
   return { headers, hasContentLength }

@@ -1,11 +1,10 @@
 // Everything that is not the relay's own route goes to the one configured upstream, streamed both
 // ways. @fastify/http-proxy does the routing, @fastify/reply-from the request rewriting, and the
-// forwarder (src/forward/) the rest: the pooled, verified connection, no retries, cancellation when
-// the client leaves, the body limit on the stream, and answers that say what went wrong without
-// naming the upstream. This plugin only wires them together.
+// forwarder (src/forward/) the rest: its own pooled, verified HTTP/1.1 connections, no retries,
+// cancellation when the client leaves, the body limit on the stream, and answers that say what went
+// wrong without naming the upstream. This plugin only wires them together.
 import fp from 'fastify-plugin'
 import { fastifyHttpProxy, type FastifyHttpProxyOptions } from '@fastify/http-proxy'
-import type { Dispatcher } from 'undici'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { BodyTooLarge, withHeaders } from '../errors.js'
 import { PROXIED_METHODS } from '../lib/request-rules.js'
@@ -30,8 +29,7 @@ const proxyPlugin: FastifyPluginAsync = async (fastify) => {
       reply.log.error({ reason: failure.reason, code: failure.code, upstream: upstream.origin, err: rootCause(cause) },
         `${midBody ? 'upstream response failed mid-body' : 'upstream request failed'}: ${failure.reason}`)
     },
-    onFirstByte (request, statusCode, elapsedMs) { fastify.relayMetrics.firstByte(request, statusCode, elapsedMs / 1000) },
-    onWarning (message) { fastify.log.warn(message) }
+    onFirstByte (request, statusCode, elapsedMs) { fastify.relayMetrics.firstByte(request, statusCode, elapsedMs / 1000) }
   })
   // Runs after the server has closed, i.e. once in-flight requests are done.
   fastify.addHook('onClose', async () => { await forwarder.close() })
@@ -69,7 +67,8 @@ const proxyPlugin: FastifyPluginAsync = async (fastify) => {
   await fastify.register(fastifyHttpProxy, {
     upstream: upstream.url,
     httpMethods: PROXIED_METHODS,
-    undici: forwarder.dispatcher as unknown as { request: Dispatcher['request'] },
+    // reply-from calls it as it would call an undici dispatcher; the forwarder's pool answers.
+    undici: forwarder.dispatcher as never,
     disableRequestLogging: true,
     // reply-from logs each failure at warn before onError runs; the forwarder logs it once, with the reason.
     logLevel: logLevel === 'fatal' || logLevel === 'silent' ? logLevel : 'error',

@@ -78,6 +78,8 @@ class Exchange implements ExchangeHandler {
   control: ExchangeControl | undefined
   #firstByte = true
   #mode = WRITE_RAW
+  /** Body bytes still to come of a declared length, while the head waits to go out with the first */
+  #headWith = -1
   #socket: Socket | null = null
   #resume: (() => void) | undefined
 
@@ -124,10 +126,17 @@ class Exchange implements ExchangeHandler {
       this.bodiless = true
       return false
     }
+    this.#socket = res.socket
+    if (head.framing === 'length') {
+      // A body of declared length usually follows at once: the head goes out with its first piece,
+      // in one write, and the rest goes onto the socket as it comes.
+      this.#mode = WRITE_RAW
+      this.#headWith = head.contentLength
+      return false
+    }
     // Node.js holds a head until the first body byte; a stream may wait seconds for the GPU's first
     // token, and clients time the wait for headers: send it now, as nginx does.
     res.flushHeaders()
-    this.#socket = res.socket
     const chunkedToClient = (res as ServerResponse & { chunkedEncoding?: boolean }).chunkedEncoding === true
     if (head.framing === 'chunked') {
       // Chunked both ways: the upstream's chunks go on as they are, framing and all. To an HTTP/1.0
@@ -135,8 +144,8 @@ class Exchange implements ExchangeHandler {
       this.#mode = WRITE_RAW
       return chunkedToClient
     }
-    // Of a declared length, the bytes go on as they are; until close, the response frames them.
-    this.#mode = head.framing === 'length' ? WRITE_RAW : WRITE_FRAMED
+    // Until the connection closes: the response frames the bytes for the client.
+    this.#mode = WRITE_FRAMED
     return false
   }
 
@@ -144,6 +153,18 @@ class Exchange implements ExchangeHandler {
     if (this.#firstByte) this.#onFirstByte()
     if (this.bodiless) return true
     const res = this.reply.raw
+    if (this.#headWith !== -1) {
+      // The first piece, with the head: the whole body ends the response in the same write.
+      const whole = bytes.length === this.#headWith
+      this.#headWith = -1
+      if (whole) {
+        res.end(bytes)
+        return true
+      }
+      if (res.write(bytes)) return true
+      res.once('drain', this.#onDrain)
+      return false
+    }
     if (this.#mode === WRITE_RAW) {
       const socket = this.#socket
       if (socket === null || socket.destroyed) return true

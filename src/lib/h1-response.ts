@@ -40,8 +40,8 @@ const invalid = (why: string): ResponseError => new ResponseError('RELAY_INVALID
 
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-5]\d\d)(?: [\t\x20-\x7e\x80-\xff]*)?$/
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
-// Field values: visible characters, spaces and tabs, obs-text; never CR, LF or NUL.
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
+// Anywhere in a head: a control character other than the tab, and the CR and LF of line ends.
+const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/
 const DIGITS = /^\d{1,15}$/
 
 /**
@@ -56,7 +56,9 @@ export function parseResponseHead (buffer: Buffer, requestMethod: string, maxHea
     return undefined
   }
   if (end + 4 > maxHeadBytes) throw new ResponseError('RELAY_HEADERS_OVERFLOW', 'the upstream sent a response head over the size limit')
-  const lines = buffer.toString('latin1', 0, end).split('\r\n')
+  const text = buffer.toString('latin1', 0, end)
+  if (CONTROL.test(text)) throw invalid('a control character in the head')
+  const lines = text.split('\r\n')
   const status = STATUS_LINE.exec(lines[0] as string)
   if (status === null) throw invalid('a malformed status line')
   const minorVersion = Number(status[1])
@@ -77,7 +79,6 @@ export function parseResponseHead (buffer: Buffer, requestMethod: string, maxHea
     const name = line.slice(0, colon)
     if (!TOKEN.test(name)) throw invalid('a header name that is not a token')
     const value = line.slice(colon + 1).trim()
-    if (!FIELD_VALUE.test(value)) throw invalid('a control character in a header value')
     const lower = name.toLowerCase()
     if (lower === 'content-length') {
       // Several lengths, or a list, are only acceptable when they all agree (RFC 9110 §8.6).

@@ -97,7 +97,7 @@ describe('defaults: the install command of the issue', () => {
 
   it('has no preStop hook and a grace period longer than the relay\'s shutdown delay + timeout', () => {
     assert.equal(r.container.lifecycle, undefined)
-    assert.equal(r.podSpec.terminationGracePeriodSeconds, 35)
+    assert.equal(r.podSpec.terminationGracePeriodSeconds, 40)
     assert.ok(r.podSpec.terminationGracePeriodSeconds > 5 + 20)
   })
 
@@ -290,7 +290,7 @@ describe('relay settings', { concurrency: true }, () => {
     assert.equal(env.RELAY_TRUST_PROXY, '10.42.0.0/16,192.168.1.1')
     assert.equal(env.UPSTREAM_URL, 'http://gpu-server:5010/base')
     assert.deepEqual(r.container.ports, [{ name: 'http', containerPort: 8080, protocol: 'TCP' }])
-    assert.equal(r.podSpec.terminationGracePeriodSeconds, 58, 'ceil(2.5 + 45) + 10')
+    assert.equal(r.podSpec.terminationGracePeriodSeconds, 63, 'ceil(2.5 + 45) + 15')
     assert.deepEqual(r.one('NetworkPolicy').spec.ingress[0].ports, [{ port: 8080, protocol: 'TCP' }])
   })
 

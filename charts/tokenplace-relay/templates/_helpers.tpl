@@ -109,12 +109,22 @@ app.kubernetes.io/component: test
 {{- regexReplaceAll "\\.?0+$" (printf "%.3f" (float64 .)) "" }}
 {{- end }}
 
-{{/* Seconds of grace the kubelet gives the pod after SIGTERM: the relay's delay + drain + 10 s margin,
-  unless terminationGracePeriodSeconds is set (validated to exceed delay + drain). */}}
+{{/* Seconds of grace the kubelet gives the pod after SIGTERM: the relay's delay + drain + 15 s margin,
+  unless terminationGracePeriodSeconds is set (validated to exceed delay + drain). The relay's own
+  backstops fire past delay + drain too: a worker's (or a single process's) after one
+  BACKSTOP_MARGIN_MS (5 s, src/shutdown.ts), the cluster primary's after two (10 s), and each logs
+  what hung before it exits. 15 s leaves the primary 5 s to do that before the kubelet's SIGKILL;
+  at 10 s both would land at the same moment and a hung drain might never be logged. */}}
+{{- define "tokenplace-relay.graceMarginSeconds" -}}15{{- end }}
+{{/* Seconds past delay + drain after which the relay's own backstop exits: one BACKSTOP_MARGIN_MS for
+  a single process (relay.workers=1), two for the cluster primary. */}}
+{{- define "tokenplace-relay.backstopSeconds" -}}
+{{- if eq (int64 .Values.relay.workers) 1 }}5{{ else }}10{{ end }}
+{{- end }}
 {{- define "tokenplace-relay.terminationGracePeriodSeconds" -}}
 {{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
 {{- $drain := addf (float64 .Values.relay.shutdownDelaySeconds) (float64 .Values.relay.shutdownTimeoutSeconds) }}
-{{- printf "%d" (add (int64 (ceil $drain)) 10) }}
+{{- printf "%d" (add (int64 (ceil $drain)) (include "tokenplace-relay.graceMarginSeconds" . | int64)) }}
 {{- else }}
 {{- printf "%d" (int64 .Values.terminationGracePeriodSeconds) }}
 {{- end }}
@@ -326,6 +336,14 @@ app.kubernetes.io/component: test
 {{- end }}
 {{- if and .Values.metrics.dashboard.enabled (not .Values.metrics.dashboard.labels) }}
 {{- $lines = append $lines "metrics.dashboard.labels is empty, so no Grafana sidecar picks the dashboard ConfigMap up: set the label your sidecar watches (kube-prometheus-stack: --set metrics.dashboard.labels.grafana_dashboard=1), or import the dashboard by hand as shown below." }}
+{{- end }}
+{{- if not (kindIs "invalid" .Values.terminationGracePeriodSeconds) }}
+{{- $drain := addf (float64 .Values.relay.shutdownDelaySeconds) (float64 .Values.relay.shutdownTimeoutSeconds) }}
+{{- $backstop := include "tokenplace-relay.backstopSeconds" . | int64 }}
+{{- $limit := addf $drain (float64 $backstop) }}
+{{- if le (float64 .Values.terminationGracePeriodSeconds) $limit }}
+{{- $lines = append $lines (printf "terminationGracePeriodSeconds=%d ends no later than the relay's own backstop (relay.shutdownDelaySeconds + relay.shutdownTimeoutSeconds + %d s = %s s with relay.workers=%d), so the kubelet's SIGKILL can land before the relay logs which requests hung its drain. Leave it null (computed: %s) or set it above %s." (int64 .Values.terminationGracePeriodSeconds) $backstop (include "tokenplace-relay.decimal" $limit) (int64 .Values.relay.workers) (add (int64 (ceil $drain)) (include "tokenplace-relay.graceMarginSeconds" . | int64) | toString) (include "tokenplace-relay.decimal" $limit)) }}
+{{- end }}
 {{- end }}
 {{- if and (include "tokenplace-relay.upstreamCaFile" .) (not (hasPrefix "https://" (include "tokenplace-relay.upstreamUrl" .))) }}
 {{- $lines = append $lines (printf "upstream.ca is set, but the relay dials %s over plain http, so the CA is never used: point upstream.url at the GPU server's https:// URL, or drop upstream.ca." (include "tokenplace-relay.upstreamUrl" .)) }}

@@ -96,6 +96,24 @@ const CASES: NegativeCase[] = [
   { name: 'a grace period not longer than delay + timeout', values: { terminationGracePeriodSeconds: 25 }, expect: [/terminationGracePeriodSeconds=25 must exceed relay\.shutdownDelaySeconds \+ relay\.shutdownTimeoutSeconds \(25\)/] },
   { name: 'a grace period shorter than a long drain', values: { relay: { shutdownTimeoutSeconds: 90.5 }, terminationGracePeriodSeconds: 60 }, expect: [/terminationGracePeriodSeconds=60 must exceed .* \(95\.5\)/] },
 
+  // overload protection (relay.limits)
+  { name: 'a negative relay.limits.maxConcurrent', values: { relay: { limits: { maxConcurrent: -1 } } }, expect: [SCHEMA, at('relay.limits.maxConcurrent'), /minimum/] },
+  { name: 'a negative relay.limits.queueLimit', values: { relay: { limits: { queueLimit: -5 } } }, expect: [SCHEMA, at('relay.limits.queueLimit'), /minimum/] },
+  { name: 'a queue timeout of 0', values: { relay: { limits: { queueTimeoutSeconds: 0 } } }, expect: [SCHEMA, at('relay.limits.queueTimeoutSeconds'), /exclusiveMinimum/] },
+  { name: 'a queue timeout above a day', values: { relay: { limits: { queueTimeoutSeconds: 86401 } } }, expect: [SCHEMA, at('relay.limits.queueTimeoutSeconds'), /maximum/] },
+  { name: 'a negative per-client limit', values: { relay: { limits: { maxConcurrentPerClient: -2 } } }, expect: [SCHEMA, at('relay.limits.maxConcurrentPerClient')] },
+  { name: 'a fractional rate limit', values: { relay: { limits: { rateLimit: 1.5 } } }, expect: [SCHEMA, at('relay.limits.rateLimit'), /integer/] },
+  { name: 'a rate limit above the relay\'s maximum', values: { relay: { limits: { rateLimit: 1000000001 } } }, expect: [SCHEMA, at('relay.limits.rateLimit'), /maximum/] },
+  { name: 'a rate-limit window of 0', values: { relay: { limits: { rateLimitWindowSeconds: 0 } } }, expect: [SCHEMA, at('relay.limits.rateLimitWindowSeconds'), /exclusiveMinimum/] },
+  { name: 'a negative rate-limit window', values: { relay: { limits: { rateLimitWindowSeconds: -60 } } }, expect: [SCHEMA, at('relay.limits.rateLimitWindowSeconds')] },
+  { name: 'an event-loop delay above 60000 ms', values: { relay: { limits: { maxEventLoopDelayMs: 60001 } } }, expect: [SCHEMA, at('relay.limits.maxEventLoopDelayMs'), /maximum/] },
+  { name: 'an event-loop delay in seconds as a fraction', values: { relay: { limits: { maxEventLoopDelayMs: 0.5 } } }, expect: [SCHEMA, at('relay.limits.maxEventLoopDelayMs'), /integer/] },
+  { name: 'a limit given as a string', values: { relay: { limits: { maxConcurrent: '4' } } }, expect: [SCHEMA, at('relay.limits.maxConcurrent'), /string/] },
+  { name: 'a limit removed with null (it would fall back to the relay\'s default, off)', values: { relay: { limits: { rateLimit: null } } }, expect: [SCHEMA, at('relay.limits'), /rateLimit/] },
+  { name: 'relay.limits removed with null', values: { relay: { limits: null } }, expect: [SCHEMA, at('relay'), /limits/] },
+  { name: 'a typo inside relay.limits', values: { relay: { limits: { maxConcurent: 4 } } }, expect: [SCHEMA, /maxConcurent/, /additional propert/i] },
+  { name: 'extraEnv overriding a limit the chart sets', values: { extraEnv: [{ name: 'RELAY_RATE_LIMIT', value: '0' }] }, expect: [/extraEnv sets RELAY_RATE_LIMIT, which the chart sets from its values/] },
+
   // trust proxy
   { name: 'relay.trustProxy trusting everyone', values: { relay: { trustProxy: ['0.0.0.0/0'] } }, expect: [/relay\.trustProxy: 0\.0\.0\.0\/0 would trust every client's X-Forwarded-For/] },
   { name: 'relay.trustProxy with a host name', values: { relay: { trustProxy: ['traefik'] } }, expect: [SCHEMA, at('relay.trustProxy.0')] },

@@ -77,7 +77,15 @@ describe('defaults: the install command of the issue', () => {
       RELAY_UPSTREAM_TIMEOUT_SECONDS: '300',
       RELAY_BODY_LIMIT_BYTES: '10485760',
       RELAY_SHUTDOWN_DELAY_SECONDS: '5',
-      RELAY_SHUTDOWN_TIMEOUT_SECONDS: '20'
+      RELAY_SHUTDOWN_TIMEOUT_SECONDS: '20',
+      // relay.limits: on by default in the chart, off in the relay itself.
+      RELAY_MAX_CONCURRENT: '4',
+      RELAY_QUEUE_LIMIT: '20',
+      RELAY_QUEUE_TIMEOUT_SECONDS: '30',
+      RELAY_MAX_CONCURRENT_PER_CLIENT: '2',
+      RELAY_RATE_LIMIT: '60',
+      RELAY_RATE_LIMIT_WINDOW_SECONDS: '60',
+      RELAY_MAX_EVENT_LOOP_DELAY_MS: '500'
     })
   })
 
@@ -292,6 +300,36 @@ describe('relay settings', { concurrency: true }, () => {
     assert.deepEqual(r.container.ports, [{ name: 'http', containerPort: 8080, protocol: 'TCP' }])
     assert.equal(r.podSpec.terminationGracePeriodSeconds, 63, 'ceil(2.5 + 45) + 15')
     assert.deepEqual(r.one('NetworkPolicy').spec.ingress[0].ports, [{ port: 8080, protocol: 'TCP' }])
+  })
+
+  it('maps relay.limits.* to the overload-protection variables, keeping decimals and big integers plain', async () => {
+    const r = await render({
+      relay: {
+        limits: {
+          maxConcurrent: 1000000,
+          queueLimit: 0,
+          queueTimeoutSeconds: 2.5,
+          maxConcurrentPerClient: 3,
+          rateLimit: 1000000000,
+          rateLimitWindowSeconds: 0.25,
+          maxEventLoopDelayMs: 60000
+        }
+      }
+    })
+    const env = r.env
+    assert.equal(env.RELAY_MAX_CONCURRENT, '1000000')
+    assert.equal(env.RELAY_QUEUE_LIMIT, '0')
+    assert.equal(env.RELAY_QUEUE_TIMEOUT_SECONDS, '2.5')
+    assert.equal(env.RELAY_MAX_CONCURRENT_PER_CLIENT, '3')
+    assert.equal(env.RELAY_RATE_LIMIT, '1000000000')
+    assert.equal(env.RELAY_RATE_LIMIT_WINDOW_SECONDS, '0.25')
+    assert.equal(env.RELAY_MAX_EVENT_LOOP_DELAY_MS, '60000')
+  })
+
+  it('a limit set to 0 is rendered as 0 (off), not left out: the pod says what it runs', async () => {
+    const r = await render({ relay: { limits: { maxConcurrent: 0, maxConcurrentPerClient: 0, rateLimit: 0, maxEventLoopDelayMs: 0 } } })
+    for (const name of ['RELAY_MAX_CONCURRENT', 'RELAY_MAX_CONCURRENT_PER_CLIENT', 'RELAY_RATE_LIMIT', 'RELAY_MAX_EVENT_LOOP_DELAY_MS']) assert.equal(r.env[name], '0', name)
+    assert.equal(r.env.RELAY_QUEUE_LIMIT, '20')
   })
 
   it('reads RELAY_METRICS_TOKEN from relay.metricsToken.existingSecret / key (default key "token")', async () => {

@@ -147,7 +147,7 @@ deployment.yaml. Types, formats and unknown keys are refused earlier by values.s
 {{- end }}
 
 {{- /* Environment and labels ------------------------------------------------------------------- */}}
-{{- $managed := list "RELAY_PORT" "RELAY_WORKERS" "RELAY_LOG_LEVEL" "UPSTREAM_URL" "RELAY_UPSTREAM_TIMEOUT_SECONDS" "RELAY_BODY_LIMIT_BYTES" "RELAY_SHUTDOWN_DELAY_SECONDS" "RELAY_SHUTDOWN_TIMEOUT_SECONDS" "RELAY_TRUST_PROXY" "RELAY_METRICS_TOKEN" }}
+{{- $managed := list "RELAY_PORT" "RELAY_WORKERS" "RELAY_LOG_LEVEL" "UPSTREAM_URL" "RELAY_UPSTREAM_TIMEOUT_SECONDS" "RELAY_BODY_LIMIT_BYTES" "RELAY_SHUTDOWN_DELAY_SECONDS" "RELAY_SHUTDOWN_TIMEOUT_SECONDS" "RELAY_TRUST_PROXY" "RELAY_METRICS_TOKEN" "RELAY_MAX_CONCURRENT" "RELAY_QUEUE_LIMIT" "RELAY_QUEUE_TIMEOUT_SECONDS" "RELAY_MAX_CONCURRENT_PER_CLIENT" "RELAY_RATE_LIMIT" "RELAY_RATE_LIMIT_WINDOW_SECONDS" "RELAY_MAX_EVENT_LOOP_DELAY_MS" }}
 {{- if include "tokenplace-relay.upstreamCaFile" . }}{{ $managed = append $managed "NODE_EXTRA_CA_CERTS" }}{{ end }}
 {{- $seen := list }}
 {{- range include "tokenplace-relay.list" .Values.extraEnv | fromJsonArray }}

@@ -12,6 +12,8 @@ import { CHART_DIR, render, renderError, type Rendered } from '../helpers/chart-
 import { MATRIX } from '../helpers/chart-cases.js'
 
 const SAMPLE_TOKEN = 'sample-metrics-token-0123456789'
+/** What a redis.existingSecret holds, as the README's `kubectl create secret` puts it there. */
+const SAMPLE_REDIS_URL = 'redis://:sample-password@redis-master.redis:6379'
 /** Variables Node.js itself reads, which the chart may set too (upstream.ca sets NODE_EXTRA_CA_CERTS). */
 const NODE_OWN_VARIABLES = ['NODE_EXTRA_CA_CERTS']
 const values = parseYaml(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8'))
@@ -26,7 +28,7 @@ function relayEnv (r: Rendered): Record<string, string> {
       env[e.name] = e.value
     } else {
       assert.ok(e.valueFrom?.secretKeyRef !== undefined, `${e.name} must be a literal or come from a Secret`)
-      env[e.name] = SAMPLE_TOKEN
+      env[e.name] = e.name === 'RELAY_REDIS_URL' ? SAMPLE_REDIS_URL : SAMPLE_TOKEN
     }
   }
   return env
@@ -48,6 +50,7 @@ const NON_DEFAULT = [
         trustProxy: ['loopback', '10.42.0.0/16', '192.168.1.1', 'fd00::/8'],
         metricsToken: { existingSecret: 'relay-metrics', key: 'token' }
       },
+      redis: { existingSecret: 'relay-redis', key: 'uri' },
       upstream: { url: 'https://gpu-server:5010/api/v1' },
       extraEnv: [{ name: 'RELAY_METRICS_MAX_ENDPOINTS', value: '0' }, { name: 'RELAY_HOST', value: '::' }]
     }
@@ -110,6 +113,7 @@ describe('env vars: chart vs relay config', { concurrency: true }, () => {
     assert.equal(config.metricsMaxEndpoints, 0)
     assert.equal(config.host, '::')
     assert.equal(config.upstream.url, 'https://gpu-server:5010/api/v1')
+    assert.equal(config.redisUrl, SAMPLE_REDIS_URL, 'RELAY_REDIS_URL, from the Secret')
   })
 
   it('relay.limits lands in the config the relay loads, limit by limit', async () => {
@@ -228,10 +232,11 @@ describe('env vars: chart vs relay config', { concurrency: true }, () => {
   })
 
   it('_validate.tpl refuses extraEnv for exactly the variables the chart sets', async () => {
-    const everything = { relay: { trustProxy: ['10.42.0.0/16'], metricsToken: { existingSecret: 's' } }, upstream: { url: 'https://gpu-server:5010', ca: { existingConfigMap: 'ca' } } }
+    const everything = { relay: { trustProxy: ['10.42.0.0/16'], metricsToken: { existingSecret: 's' } }, redis: { existingSecret: 'relay-redis' }, upstream: { url: 'https://gpu-server:5010', ca: { existingConfigMap: 'ca' } } }
     const r = await render(everything)
     const managed = Object.keys(relayEnv(r))
     assert.ok(managed.includes('NODE_EXTRA_CA_CERTS'))
+    assert.ok(managed.includes('RELAY_REDIS_URL') && managed.includes('RELAY_RATE_LIMIT'))
     const unmanaged = [...VARIABLE_NAMES, ...NODE_OWN_VARIABLES].filter((n) => !managed.includes(n))
     await Promise.all([
       ...managed.map(async (name) => {

@@ -114,6 +114,21 @@ const CASES: NegativeCase[] = [
   { name: 'a typo inside relay.limits', values: { relay: { limits: { maxConcurent: 4 } } }, expect: [SCHEMA, /maxConcurent/, /additional propert/i] },
   { name: 'extraEnv overriding a limit the chart sets', values: { extraEnv: [{ name: 'RELAY_RATE_LIMIT', value: '0' }] }, expect: [/extraEnv sets RELAY_RATE_LIMIT, which the chart sets from its values/] },
 
+  // redis
+  { name: 'a Redis URL pasted into redis.existingSecret (it carries the password)', values: { redis: { existingSecret: 'redis://:hunter2@redis-master.redis:6379' } }, expect: [/redis\.existingSecret holds a URL, but it must name a Secret that holds the URL, never the URL itself .*kubectl -n tokenplace create secret generic relay-redis --from-literal=url='redis:\/\/:PASSWORD@redis-master\.redis:6379', then --set redis\.existingSecret=relay-redis/] },
+  { name: 'a redis.existingSecret that is no Secret name', values: { redis: { existingSecret: 'Relay_Redis' } }, expect: [/redis\.existingSecret is not a Secret name \(lower-case letters, digits, '-' and '\.'\): it names the Secret that holds the Redis URL/] },
+  { name: 'redis.key with a slash', values: { redis: { existingSecret: 'relay-redis', key: 'redis/url' } }, expect: [SCHEMA, at('redis.key')] },
+  { name: 'redis.key removed with null while redis.existingSecret is set', values: { redis: { existingSecret: 'relay-redis', key: null } }, expect: [SCHEMA, at('redis'), /key/] },
+  { name: 'redis.port 0', values: { redis: { port: 0 } }, expect: [SCHEMA, at('redis.port'), /minimum/] },
+  { name: 'redis.port above 65535', values: { redis: { port: 65536 } }, expect: [SCHEMA, at('redis.port'), /maximum/] },
+  { name: 'redis.port as a string', values: { redis: { port: '6379' } }, expect: [SCHEMA, at('redis.port'), /string/] },
+  { name: 'a redis.url value (the URL only comes from a Secret)', values: { redis: { url: 'redis://redis-master.redis:6379' } }, expect: [SCHEMA, /additional propert/i, /'url'/] },
+  { name: 'networkPolicy.redisPeers as one peer instead of a list', values: { networkPolicy: { redisPeers: { podSelector: { matchLabels: { app: 'redis' } } } } }, expect: [SCHEMA, at('networkPolicy.redisPeers')] },
+  { name: 'networkPolicy.redisPeers with a bare CIDR', values: { networkPolicy: { redisPeers: ['192.168.1.60/32'] } }, expect: [SCHEMA, at('networkPolicy.redisPeers.0')] },
+  { name: 'networkPolicy.redisPeers with an unknown peer field', values: { networkPolicy: { redisPeers: [{ serviceSelector: { app: 'redis' } }] } }, expect: [SCHEMA, at('networkPolicy.redisPeers.0')] },
+  { name: 'networkPolicy.redisPeers with an ipBlock that is no CIDR', values: { networkPolicy: { redisPeers: [{ ipBlock: { cidr: 'redis.lan' } }] } }, expect: [SCHEMA, at('networkPolicy.redisPeers.0')] },
+  { name: 'extraEnv setting RELAY_REDIS_URL', values: { extraEnv: [{ name: 'RELAY_REDIS_URL', value: 'redis://:pw@redis:6379' }] }, expect: [/extraEnv sets RELAY_REDIS_URL, which the chart sets from its values .*\(redis\.existingSecret names the Secret that holds it\)/] },
+
   // trust proxy
   { name: 'relay.trustProxy trusting everyone', values: { relay: { trustProxy: ['0.0.0.0/0'] } }, expect: [/relay\.trustProxy: 0\.0\.0\.0\/0 would trust every client's X-Forwarded-For/] },
   { name: 'relay.trustProxy with a host name', values: { relay: { trustProxy: ['traefik'] } }, expect: [SCHEMA, at('relay.trustProxy.0')] },

@@ -638,6 +638,50 @@ describe('networkPolicy', { concurrency: true }, () => {
   })
 })
 
+describe('redis', { concurrency: true }, () => {
+  const REDIS_PEER = { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'redis' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'redis' } } }
+  const redisRules = (r: Rendered): any[] => r.one('NetworkPolicy').spec.egress.filter((rule: any) => rule.ports?.some((p: { port: number }) => p.port !== 53 && p.port !== 5010))
+
+  it('without redis.existingSecret: no RELAY_REDIS_URL and no egress to Redis, whatever networkPolicy.redisPeers says', async () => {
+    const [bare, peers] = await Promise.all([
+      render({}),
+      render({ networkPolicy: { redisPeers: [{ ipBlock: { cidr: '192.168.1.60/32' } }] }, redis: { key: 'uri', port: 6380 } })
+    ])
+    for (const r of [bare, peers]) {
+      assert.equal(r.env.RELAY_REDIS_URL, undefined)
+      assert.deepEqual(redisRules(r), [])
+      assert.deepEqual(r.one('NetworkPolicy').spec.egress.map((rule: any) => rule.ports[0].port), [5010, 53], 'the GPU host and DNS only')
+    }
+  })
+
+  it('redis.existingSecret: RELAY_REDIS_URL from that Secret\'s key url, never a plain value; egress to the default peers on 6379', async () => {
+    const r = await render({ redis: { existingSecret: 'relay-redis' } })
+    const entry = r.container.env.find((e: { name: string }) => e.name === 'RELAY_REDIS_URL')
+    assert.deepEqual(entry, { name: 'RELAY_REDIS_URL', valueFrom: { secretKeyRef: { name: 'relay-redis', key: 'url' } } })
+    assert.deepEqual(redisRules(r), [{ to: [REDIS_PEER], ports: [{ port: 6379, protocol: 'TCP' }] }])
+  })
+
+  it('redis.key, redis.port and networkPolicy.redisPeers (an ipBlock for a Redis outside the cluster) land where they should', async () => {
+    const r = await render({
+      redis: { existingSecret: 'lan-redis', key: 'uri', port: 6380 },
+      networkPolicy: { redisPeers: [{ ipBlock: { cidr: '192.168.1.60/32' } }, { podSelector: { matchLabels: { app: 'redis' } } }] }
+    })
+    assert.equal(r.env.RELAY_REDIS_URL, 'secret:lan-redis/uri')
+    assert.deepEqual(redisRules(r), [{ to: [{ ipBlock: { cidr: '192.168.1.60/32' } }, { podSelector: { matchLabels: { app: 'redis' } } }], ports: [{ port: 6380, protocol: 'TCP' }] }])
+  })
+
+  it('the Redis rule stands on its own: with allowDns off, and next to extraEgress', async () => {
+    const r = await render({ redis: { existingSecret: 'relay-redis' }, networkPolicy: { allowDns: false, extraEgress: [{ to: [{ ipBlock: { cidr: '192.168.1.70/32' } }] }] } })
+    assert.deepEqual(r.one('NetworkPolicy').spec.egress.map((rule: any) => rule.ports?.[0]?.port ?? 'extra'), [5010, 6379, 'extra'])
+  })
+
+  it('redis.existingSecret with the NetworkPolicy off: the URL still comes from the Secret', async () => {
+    const r = await render({ redis: { existingSecret: 'relay-redis' }, networkPolicy: { enabled: false } })
+    assert.equal(r.env.RELAY_REDIS_URL, 'secret:relay-redis/url')
+    assert.equal(r.has('NetworkPolicy'), false)
+  })
+})
+
 /** The relabeling the chart's ServiceMonitor always starts with (servicemonitor.yaml says why). */
 const DROP_ENDPOINT_LABEL = { action: 'labeldrop', regex: 'endpoint' }
 

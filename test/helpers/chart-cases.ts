@@ -82,7 +82,12 @@ export const MATRIX: ChartCase[] = [
     values: {
       ...REAL_VALUES,
       imagePullSecrets: [{ name: 'ghcr-pull' }],
-      relay: { trustProxy: ['10.42.0.0/16'], metricsToken: { existingSecret: 'relay-metrics' } },
+      relay: {
+        trustProxy: ['10.42.0.0/16'],
+        metricsToken: { existingSecret: 'relay-metrics' },
+        limits: { maxConcurrent: 2, queueLimit: 40, queueTimeoutSeconds: 45, maxConcurrentPerClient: 1, rateLimit: 120, rateLimitWindowSeconds: 60, maxEventLoopDelayMs: 1000 }
+      },
+      redis: { existingSecret: 'relay-redis' },
       extraEnv: [{ name: 'RELAY_METRICS_MAX_ENDPOINTS', value: '50' }],
       metrics: {
         serviceMonitor: {
@@ -112,6 +117,7 @@ export const MATRIX: ChartCase[] = [
       networkPolicy: {
         egressCidrs: ['192.168.1.50/32'],
         extraIngress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } } }] }],
+        redisPeers: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'data' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'redis' } } }],
         extraEgress: [{ to: [{ ipBlock: { cidr: '192.168.1.60/32' } }], ports: [{ port: 9000, protocol: 'TCP' }] }]
       },
       affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/arch', operator: 'In', values: ['arm64'] }] }] } } },

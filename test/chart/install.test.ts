@@ -97,7 +97,8 @@ describe('the notes of a first install', { concurrency: true }, () => {
     const [bare, complete] = await Promise.all([
       install([]),
       install(['--set', 'gpuExternalName.host=gpu-box.lan.token.place', '--set', 'networkPolicy.egressCidrs={192.168.1.50/32}',
-        '--set', 'ingress.hosts[0].host=relay.token.place', '--set', 'ingress.tls[0].hosts[0]=relay.token.place'])
+        '--set', 'ingress.hosts[0].host=relay.token.place', '--set', 'ingress.tls[0].hosts[0]=relay.token.place',
+        '--set', 'relay.trustProxy={10.42.0.0/16}'])
     ])
     assert.match(bare.notes, /WARNING: PLACEHOLDER VALUES ARE STILL IN USE/)
     for (const placeholder of ['gpuExternalName.host=gpu-box.example.com', 'networkPolicy.egressCidrs has 203.0.113.7/32', 'ingress host relay.example.com']) {

@@ -11,8 +11,12 @@ export interface ChartCase {
   options?: RenderOptions
 }
 
-/** Values an operator would really use: no example.com, no documentation CIDR. */
+/**
+ * Values an operator would really use: no example.com, no documentation CIDR, and Traefik's k3s pod
+ * range trusted (behind the Ingress the per-client limits need it).
+ */
 export const REAL_VALUES = {
+  relay: { trustProxy: ['10.42.0.0/16'] },
   gpuExternalName: { host: 'gpu-box.lan.token.place' },
   networkPolicy: { egressCidrs: ['192.168.1.50/32'] },
   ingress: {

@@ -345,6 +345,26 @@ app.kubernetes.io/component: test
 {{- $lines = append $lines (printf "terminationGracePeriodSeconds=%d ends no later than the relay's own backstop (relay.shutdownDelaySeconds + relay.shutdownTimeoutSeconds + %d s = %s s with relay.workers=%d), so the kubelet's SIGKILL can land before the relay logs which requests hung its drain. Leave it null (computed: %s) or set it above %s." (int64 .Values.terminationGracePeriodSeconds) $backstop (include "tokenplace-relay.decimal" $limit) (int64 .Values.relay.workers) (add (int64 (ceil $drain)) (include "tokenplace-relay.graceMarginSeconds" . | int64) | toString) (include "tokenplace-relay.decimal" $limit)) }}
 {{- end }}
 {{- end }}
+{{- $limits := .Values.relay.limits }}
+{{- $perClient := or (gt (int64 $limits.maxConcurrentPerClient) 0) (gt (int64 $limits.rateLimit) 0) }}
+{{- if and .Values.ingress.enabled $perClient (not (include "tokenplace-relay.list" .Values.relay.trustProxy | fromJsonArray)) }}
+{{- $counted := list }}
+{{- if gt (int64 $limits.maxConcurrentPerClient) 0 }}{{ $counted = append $counted (printf "%d requests at once" (int64 $limits.maxConcurrentPerClient)) }}{{ end }}
+{{- if gt (int64 $limits.rateLimit) 0 }}{{ $counted = append $counted (printf "%d requests per %s s" (int64 $limits.rateLimit) (include "tokenplace-relay.decimal" $limits.rateLimitWindowSeconds)) }}{{ end }}
+{{- $lines = append $lines (printf "relay.trustProxy is empty, so behind the Ingress every request comes from the ingress controller's address and the per-client limits (relay.limits.maxConcurrentPerClient, relay.limits.rateLimit) count all clients as one: %s for everybody together. Trust the ingress controller's pods, e.g. --set relay.trustProxy={10.42.0.0/16} on k3s (kubectl -n kube-system get pods -l app.kubernetes.io/name=traefik -o wide shows their addresses)." (join " and " $counted)) }}
+{{- end }}
+{{- $replicas := include "tokenplace-relay.maxReplicas" . | int64 }}
+{{- if and (gt $replicas 1) (gt (int64 $limits.rateLimit) 0) (not .Values.redis.existingSecret) }}
+{{- $scale := ternary (printf "up to %d replicas (autoscaling.maxReplicas)" $replicas) (printf "%d replicas (replicaCount)" $replicas) (and .Values.autoscaling.enabled true) }}
+{{- $lines = append $lines (printf "relay.limits.rateLimit=%d is counted by each pod and no Redis shares the count (redis.existingSecret is empty), so with %s a client gets up to %d requests per %s s. Share it: kubectl -n %s create secret generic relay-redis --from-literal=url='redis://:PASSWORD@redis-master.redis:6379' and --set redis.existingSecret=relay-redis (networkPolicy.redisPeers admits it), or divide relay.limits.rateLimit by the replicas." (int64 $limits.rateLimit) $scale (mul $replicas (int64 $limits.rateLimit)) (include "tokenplace-relay.decimal" $limits.rateLimitWindowSeconds) .Release.Namespace) }}
+{{- end }}
+{{- if .Values.redis.existingSecret }}
+{{- if eq (int64 $limits.rateLimit) 0 }}
+{{- $lines = append $lines (printf "redis.existingSecret=%s is set, but relay.limits.rateLimit=0: Redis holds only the rate limit's counts, so the relay never connects to it. Set relay.limits.rateLimit, or drop redis.existingSecret." .Values.redis.existingSecret) }}
+{{- else if and $np.enabled (not (include "tokenplace-relay.list" $np.redisPeers | fromJsonArray)) (not (include "tokenplace-relay.list" $np.extraEgress | fromJsonArray)) }}
+{{- $lines = append $lines (printf "networkPolicy.redisPeers is empty, so the NetworkPolicy blocks Redis: the relay serves without the rate limit and counts relay_rate_limit_store_errors_total. Set it to your Redis pods (e.g. [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: redis}}, podSelector: {matchLabels: {app.kubernetes.io/name: redis}}}]) or, outside the cluster, [{ipBlock: {cidr: <its IP>/32}}]; the rule opens redis.port=%d." (int64 .Values.redis.port)) }}
+{{- end }}
+{{- end }}
 {{- if and (include "tokenplace-relay.upstreamCaFile" .) (not (hasPrefix "https://" (include "tokenplace-relay.upstreamUrl" .))) }}
 {{- $lines = append $lines (printf "upstream.ca is set, but the relay dials %s over plain http, so the CA is never used: point upstream.url at the GPU server's https:// URL, or drop upstream.ca." (include "tokenplace-relay.upstreamUrl" .)) }}
 {{- end }}
@@ -362,6 +382,48 @@ app.kubernetes.io/component: test
 {{- if and $np.allowDns (not (include "tokenplace-relay.list" $np.dnsPeers | fromJsonArray)) (not (regexMatch "^[0-9.]+$|:" (include "tokenplace-relay.upstreamHost" .))) }}
 {{- $lines = append $lines (printf "networkPolicy.dnsPeers is empty, so the NetworkPolicy allows no DNS and the relay can't resolve %s (readiness stays 503): set it to your cluster DNS pods (k3s: k8s-app=kube-dns in kube-system)." (include "tokenplace-relay.upstreamHost" .)) }}
 {{- end }}
+{{- end }}
+{{- toJson $lines }}
+{{- end }}
+
+{{/* The most replicas that can run at once: autoscaling.maxReplicas with the HPA, else replicaCount.
+  Every limit of relay.limits is per pod, so this many times the cap can reach the GPU server. */}}
+{{- define "tokenplace-relay.maxReplicas" -}}
+{{- if .Values.autoscaling.enabled }}{{ int64 .Values.autoscaling.maxReplicas }}{{ else }}{{ int64 .Values.replicaCount }}{{ end }}
+{{- end }}
+
+{{/* What relay.limits does, as lines for NOTES.txt (a JSON list): each limit that is on, and what
+  per pod means with more than one replica. */}}
+{{- define "tokenplace-relay.limitsSummary" -}}
+{{- $l := .Values.relay.limits }}
+{{- $lines := list }}
+{{- if gt (int64 $l.maxConcurrent) 0 }}
+{{- $wait := ternary "none may wait: one more gets 503 at once" (printf "%d more wait up to %s s, then 503" (int64 $l.queueLimit) (include "tokenplace-relay.decimal" $l.queueTimeoutSeconds)) (eq (int64 $l.queueLimit) 0) }}
+{{- $lines = append $lines (printf "GPU server: at most %d requests at once (relay.limits.maxConcurrent); %s." (int64 $l.maxConcurrent) $wait) }}
+{{- else }}
+{{- $lines = append $lines "GPU server: no cap (relay.limits.maxConcurrent=0): every request goes straight to it, however many." }}
+{{- end }}
+{{- $client := list }}
+{{- if gt (int64 $l.maxConcurrentPerClient) 0 }}{{ $client = append $client (printf "%d requests at once" (int64 $l.maxConcurrentPerClient)) }}{{ end }}
+{{- if gt (int64 $l.rateLimit) 0 }}{{ $client = append $client (printf "%d requests per %s s" (int64 $l.rateLimit) (include "tokenplace-relay.decimal" $l.rateLimitWindowSeconds)) }}{{ end }}
+{{- if $client }}
+{{- $lines = append $lines (printf "Per client (an IP address, an IPv6 /64): %s, then 429." (join " and " $client)) }}
+{{- else }}
+{{- $lines = append $lines "Per client: no limit (relay.limits.maxConcurrentPerClient=0, relay.limits.rateLimit=0)." }}
+{{- end }}
+{{- if gt (int64 $l.maxEventLoopDelayMs) 0 }}
+{{- $lines = append $lines (printf "Load shedding: 503 while the relay's event loop lags more than %d ms." (int64 $l.maxEventLoopDelayMs)) }}
+{{- end }}
+{{- $replicas := include "tokenplace-relay.maxReplicas" . | int64 }}
+{{- if and (gt $replicas 1) (gt (int64 $l.maxConcurrent) 0) }}
+{{- $how := ternary (printf "up to %d replicas (autoscaling.maxReplicas)" $replicas) (printf "%d replicas (replicaCount)" $replicas) (and .Values.autoscaling.enabled true) }}
+{{- $lines = append $lines (printf "The cap is per pod: %s x %d = up to %d requests at the GPU server at once. Set relay.limits.maxConcurrent to what the GPU serves well divided by the replicas (4 generations at once, 2 replicas: 2)." $how (int64 $l.maxConcurrent) (mul $replicas (int64 $l.maxConcurrent))) }}
+{{- end }}
+{{- if and (gt $replicas 1) (gt (int64 $l.maxConcurrentPerClient) 0) }}
+{{- $lines = append $lines (printf "The per-client limit is per pod too: one client may hold up to %d x %d = %d requests at once across the replicas." $replicas (int64 $l.maxConcurrentPerClient) (mul $replicas (int64 $l.maxConcurrentPerClient))) }}
+{{- end }}
+{{- if and .Values.redis.existingSecret (gt (int64 $l.rateLimit) 0) }}
+{{- $lines = append $lines (printf "The rate limit is counted in Redis (RELAY_REDIS_URL from Secret %q, key %q), shared by every pod; while Redis is unreachable the relay serves without it and counts relay_rate_limit_store_errors_total." .Values.redis.existingSecret .Values.redis.key) }}
 {{- end }}
 {{- toJson $lines }}
 {{- end }}

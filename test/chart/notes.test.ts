@@ -168,10 +168,10 @@ describe('NOTES.txt', { concurrency: true }, () => {
     ])
     assert.doesNotMatch(plain, /CHECK THESE SETTINGS/)
     assert.ok(plain.includes(`Alerts: the PrometheusRule "${RELEASE}-tokenplace-relay" watches job="${RELEASE}-tokenplace-relay" in namespace "${NAMESPACE}"`))
-    assert.match(plain, /with: RelayDown, RelayUpstreamUnreachable, RelayNotReady, RelayHighErrorRate, RelaySlowFirstByte, RelayOverloaded\.\n/)
+    assert.match(plain, /with: RelayDown, RelayUpstreamUnreachable, RelayNotReady, RelayHighErrorRate, RelaySlowFirstByte, RelayOverloaded, RelayRateLimitStoreDown\.\n/)
     assert.ok(plain.includes('What each one means and what to do: its runbook_url, https://github.com/tokenplace/tokenplace-relay/blob/main/charts/tokenplace-relay/README.md#<its name in lower case>\n   (e.g. #relaydown)'))
     assert.ok(elsewhere.includes(`Alerts: the PrometheusRule "${RELEASE}-tokenplace-relay" (in namespace "monitoring") watches job="tokenplace-relay" in namespace "${NAMESPACE}"`))
-    assert.match(elsewhere, /with: RelayDown, RelayUpstreamUnreachable, RelayHighErrorRate, RelaySlowFirstByte, RelayOverloaded\.\n/)
+    assert.match(elsewhere, /with: RelayDown, RelayUpstreamUnreachable, RelayHighErrorRate, RelaySlowFirstByte, RelayOverloaded, RelayRateLimitStoreDown\.\n/)
     assert.match(plain, /\n\nAlerts: /, 'a paragraph of its own')
   })
 

@@ -760,7 +760,7 @@ describe('metrics.serviceMonitor', { concurrency: true }, () => {
 
 // Issue 12: the alerts and the dashboard. The rules' meaning is proven by promtool (test/ops/alerts.test.ts)
 // and a real Prometheus (test/ops/prometheus.test.ts); here: what lands where, and the selector.
-const ALERTS = ['RelayDown', 'RelayUpstreamUnreachable', 'RelayNotReady', 'RelayHighErrorRate', 'RelaySlowFirstByte', 'RelayOverloaded']
+const ALERTS = ['RelayDown', 'RelayUpstreamUnreachable', 'RelayNotReady', 'RelayHighErrorRate', 'RelaySlowFirstByte', 'RelayOverloaded', 'RelayRateLimitStoreDown']
 const MONITORING = { serviceMonitor: { enabled: true }, prometheusRule: { enabled: true } }
 const RUNBOOK = 'https://github.com/tokenplace/tokenplace-relay/blob/main/charts/tokenplace-relay/README.md'
 
@@ -789,7 +789,7 @@ function operatorJob (r: Rendered): string {
 }
 
 describe('metrics.prometheusRule', { concurrency: true }, () => {
-  it('renders one PrometheusRule with the six alerts, their defaults, and a runbook anchor each', async () => {
+  it('renders one PrometheusRule with the seven alerts, their defaults, and a runbook anchor each', async () => {
     const r = await render({ metrics: MONITORING })
     const pr = r.one('PrometheusRule')
     assert.equal(pr.apiVersion, 'monitoring.coreos.com/v1')
@@ -804,7 +804,8 @@ describe('metrics.prometheusRule', { concurrency: true }, () => {
       RelayNotReady: ['10m', 'warning'],
       RelayHighErrorRate: ['10m', 'warning'],
       RelaySlowFirstByte: ['15m', 'warning'],
-      RelayOverloaded: ['10m', 'warning']
+      RelayOverloaded: ['10m', 'warning'],
+      RelayRateLimitStoreDown: ['10m', 'warning']
     }
     for (const x of rules(r)) {
       assert.deepEqual([x.for, x.labels.severity], defaults[x.alert], x.alert)
@@ -818,6 +819,7 @@ describe('metrics.prometheusRule', { concurrency: true }, () => {
     assert.match(rule(r, 'RelayOverloaded').expr, /relay_rejected_requests_total\{[^}]*,reason=~"queue_full\|queue_timeout\|overloaded"\}\[5m\]/)
     assert.match(rule(r, 'RelayOverloaded').expr, /\n> 0\.05$/)
     assert.match(rule(r, 'RelayUpstreamUnreachable').expr, /relay_upstream_errors_total\{[^}]*,reason=~"connect\|dns"\}/)
+    assert.match(rule(r, 'RelayRateLimitStoreDown').expr, /^sum by \(namespace, job\) \(increase\(relay_rate_limit_store_errors_total\{[^}]*\}\[5m\]\)\) > 0$/)
   })
 
   it('every selector of every alert picks exactly the ServiceMonitor\'s targets: its job and the release\'s namespace', async () => {
@@ -874,7 +876,8 @@ describe('metrics.prometheusRule', { concurrency: true }, () => {
             RelayNotReady: { for: '20m', severity: 'info' },
             RelayHighErrorRate: { threshold: 0.25, for: '30m', severity: 'critical' },
             RelaySlowFirstByte: { thresholdSeconds: 2.5, for: '1h', severity: 'info' },
-            RelayOverloaded: { threshold: 0.005, reasons: ['queue_full', 'rate_limit'], for: '0s', severity: 'critical' }
+            RelayOverloaded: { threshold: 0.005, reasons: ['queue_full', 'rate_limit'], for: '0s', severity: 'critical' },
+            RelayRateLimitStoreDown: { for: '30m', severity: 'info' }
           }
         }
       }
@@ -888,7 +891,8 @@ describe('metrics.prometheusRule', { concurrency: true }, () => {
       RelayNotReady: ['20m', 'info'],
       RelayHighErrorRate: ['30m', 'critical'],
       RelaySlowFirstByte: ['1h', 'info'],
-      RelayOverloaded: ['0s', 'critical']
+      RelayOverloaded: ['0s', 'critical'],
+      RelayRateLimitStoreDown: ['30m', 'info']
     }
     for (const x of rules(r)) {
       assert.deepEqual([x.for, x.labels.severity], expected[x.alert], x.alert)
@@ -903,6 +907,7 @@ describe('metrics.prometheusRule', { concurrency: true }, () => {
     assert.match(rule(r, 'RelayOverloaded').expr, /\n> 0\.005$/)
     assert.match(rule(r, 'RelayOverloaded').annotations.description, /above the threshold of 0\.5%\./)
     assert.match(rule(r, 'RelayDown').annotations.description, /^For 2m Prometheus has scraped no relay pod/)
+    assert.match(rule(r, 'RelayRateLimitStoreDown').annotations.description, /^For 30m operations of the shared rate-limit store .* failures over the last 10m\)/)
   })
 
   it('each alert can be left out on its own', async () => {
@@ -915,7 +920,7 @@ describe('metrics.prometheusRule', { concurrency: true }, () => {
       render({ metrics: { ...MONITORING, prometheusRule: { enabled: true, alerts: { RelayDown: null, RelayOverloaded: null } } } }),
       render({ metrics: { ...MONITORING, prometheusRule: { enabled: true, alerts: { RelayHighErrorRate: { enabled: false, threshold: null, for: null } } } } })
     ])
-    assert.deepEqual(rules(nulled).map((x) => x.alert), ['RelayUpstreamUnreachable', 'RelayNotReady', 'RelayHighErrorRate', 'RelaySlowFirstByte'])
+    assert.deepEqual(rules(nulled).map((x) => x.alert), ['RelayUpstreamUnreachable', 'RelayNotReady', 'RelayHighErrorRate', 'RelaySlowFirstByte', 'RelayRateLimitStoreDown'])
     assert.deepEqual(rules(disabled).map((x) => x.alert), ALERTS.filter((a) => a !== 'RelayHighErrorRate'))
   })
 

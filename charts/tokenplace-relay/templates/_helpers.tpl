@@ -471,7 +471,7 @@ endpoint!~"/healthz|/livez"
 {{- define "tokenplace-relay.enabledAlerts" -}}
 {{- $alerts := .Values.metrics.prometheusRule.alerts | default dict }}
 {{- $names := list }}
-{{- range list "RelayDown" "RelayUpstreamUnreachable" "RelayNotReady" "RelayHighErrorRate" "RelaySlowFirstByte" "RelayOverloaded" }}
+{{- range list "RelayDown" "RelayUpstreamUnreachable" "RelayNotReady" "RelayHighErrorRate" "RelaySlowFirstByte" "RelayOverloaded" "RelayRateLimitStoreDown" }}
 {{- $alert := get $alerts . }}
 {{- if and (kindIs "map" $alert) $alert.enabled }}{{ $names = append $names . }}{{ end }}
 {{- end }}

@@ -12,6 +12,8 @@ import { CHART_DIR, render, renderError, type Rendered } from '../helpers/chart-
 import { MATRIX } from '../helpers/chart-cases.js'
 
 const SAMPLE_TOKEN = 'sample-metrics-token-0123456789'
+/** What a redis.existingSecret holds, as the README's `kubectl create secret` puts it there. */
+const SAMPLE_REDIS_URL = 'redis://:sample-password@redis-master.redis:6379'
 /** Variables Node.js itself reads, which the chart may set too (upstream.ca sets NODE_EXTRA_CA_CERTS). */
 const NODE_OWN_VARIABLES = ['NODE_EXTRA_CA_CERTS']
 const values = parseYaml(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8'))
@@ -26,7 +28,7 @@ function relayEnv (r: Rendered): Record<string, string> {
       env[e.name] = e.value
     } else {
       assert.ok(e.valueFrom?.secretKeyRef !== undefined, `${e.name} must be a literal or come from a Secret`)
-      env[e.name] = SAMPLE_TOKEN
+      env[e.name] = e.name === 'RELAY_REDIS_URL' ? SAMPLE_REDIS_URL : SAMPLE_TOKEN
     }
   }
   return env
@@ -48,6 +50,7 @@ const NON_DEFAULT = [
         trustProxy: ['loopback', '10.42.0.0/16', '192.168.1.1', 'fd00::/8'],
         metricsToken: { existingSecret: 'relay-metrics', key: 'token' }
       },
+      redis: { existingSecret: 'relay-redis', key: 'uri' },
       upstream: { url: 'https://gpu-server:5010/api/v1' },
       extraEnv: [{ name: 'RELAY_METRICS_MAX_ENDPOINTS', value: '0' }, { name: 'RELAY_HOST', value: '::' }]
     }
@@ -61,6 +64,14 @@ const NON_DEFAULT = [
     values: { upstream: { url: 'https://gpu-box.token.place:8443', ca: { existingSecret: 'gpu-ca', key: 'ca.pem' } } }
   },
   // Each accepted level name is checked against loadConfig below; here one in each case goes end to end.
+  {
+    name: 'every limit changed',
+    values: { relay: { limits: { maxConcurrent: 1000000, queueLimit: 0, queueTimeoutSeconds: 0.5, maxConcurrentPerClient: 1000000, rateLimit: 1000000000, rateLimitWindowSeconds: 86400, maxEventLoopDelayMs: 60000 } } }
+  },
+  {
+    name: 'every limit off',
+    values: { relay: { limits: { maxConcurrent: 0, queueLimit: 1000000, queueTimeoutSeconds: 86400, maxConcurrentPerClient: 0, rateLimit: 0, rateLimitWindowSeconds: 0.001, maxEventLoopDelayMs: 0 } } }
+  },
   { name: 'log level WARNING', values: { relay: { logLevel: 'WARNING' } } },
   { name: 'log level silent', values: { relay: { logLevel: 'silent' } } }
 ]
@@ -102,6 +113,48 @@ describe('env vars: chart vs relay config', { concurrency: true }, () => {
     assert.equal(config.metricsMaxEndpoints, 0)
     assert.equal(config.host, '::')
     assert.equal(config.upstream.url, 'https://gpu-server:5010/api/v1')
+    assert.equal(config.redisUrl, SAMPLE_REDIS_URL, 'RELAY_REDIS_URL, from the Secret')
+  })
+
+  it('relay.limits lands in the config the relay loads, limit by limit', async () => {
+    const [changed, off, defaults] = await Promise.all([
+      render(NON_DEFAULT.find((c) => c.name === 'every limit changed')?.values ?? {}),
+      render(NON_DEFAULT.find((c) => c.name === 'every limit off')?.values ?? {}),
+      render({})
+    ])
+    assert.deepEqual(loadConfig(relayEnv(changed)).limits, {
+      maxConcurrent: 1000000, queueLimit: 0, queueTimeoutMs: 500, maxConcurrentPerClient: 1000000, rateLimit: 1000000000, rateLimitWindowMs: 86400_000, maxEventLoopDelayMs: 60000
+    })
+    assert.deepEqual(loadConfig(relayEnv(off)).limits, {
+      maxConcurrent: 0, queueLimit: 1000000, queueTimeoutMs: 86400_000, maxConcurrentPerClient: 0, rateLimit: 0, rateLimitWindowMs: 1, maxEventLoopDelayMs: 0
+    })
+    const limits = values.relay.limits
+    assert.deepEqual(loadConfig(relayEnv(defaults)).limits, {
+      maxConcurrent: limits.maxConcurrent,
+      queueLimit: limits.queueLimit,
+      queueTimeoutMs: limits.queueTimeoutSeconds * 1000,
+      maxConcurrentPerClient: limits.maxConcurrentPerClient,
+      rateLimit: limits.rateLimit,
+      rateLimitWindowMs: limits.rateLimitWindowSeconds * 1000,
+      maxEventLoopDelayMs: limits.maxEventLoopDelayMs
+    })
+  })
+
+  it('the relay leaves every limit off; the chart turns each on, for one GPU behind a public Ingress', () => {
+    const OFF_SWITCHES: Array<[string, VariableName]> = [
+      ['maxConcurrent', 'RELAY_MAX_CONCURRENT'],
+      ['maxConcurrentPerClient', 'RELAY_MAX_CONCURRENT_PER_CLIENT'],
+      ['rateLimit', 'RELAY_RATE_LIMIT'],
+      ['maxEventLoopDelayMs', 'RELAY_MAX_EVENT_LOOP_DELAY_MS']
+    ]
+    for (const [value, name] of OFF_SWITCHES) {
+      assert.equal((VARIABLES[name].schema as { default?: unknown }).default, 0, `${name} is off in the relay`)
+      assert.ok(values.relay.limits[value] > 0, `relay.limits.${value} is on in the chart`)
+    }
+    const { maxConcurrent, queueLimit, maxConcurrentPerClient } = values.relay.limits
+    assert.ok(maxConcurrentPerClient < maxConcurrent, 'one client can never hold every GPU slot')
+    assert.ok(queueLimit > maxConcurrent, 'the queue holds a burst beyond the slots')
+    assert.ok(queueLimit <= (VARIABLES.RELAY_QUEUE_LIMIT.schema as { default: number }).default, 'no longer a queue than the relay\'s own')
   })
 
   it('the chart\'s defaults are the relay\'s defaults, but for the workers: one under the chart\'s 500m CPU limit', async () => {
@@ -146,6 +199,19 @@ describe('env vars: chart vs relay config', { concurrency: true }, () => {
       ['shutdownTimeoutSeconds', 'RELAY_SHUTDOWN_TIMEOUT_SECONDS']
     ]
     for (const [value, name] of pairs) within(`relay.${value}`, relaySchema[value], VARIABLES[name].schema as Bounds)
+    const limitPairs: Array<[string, VariableName]> = [
+      ['maxConcurrent', 'RELAY_MAX_CONCURRENT'],
+      ['queueLimit', 'RELAY_QUEUE_LIMIT'],
+      ['queueTimeoutSeconds', 'RELAY_QUEUE_TIMEOUT_SECONDS'],
+      ['maxConcurrentPerClient', 'RELAY_MAX_CONCURRENT_PER_CLIENT'],
+      ['rateLimit', 'RELAY_RATE_LIMIT'],
+      ['rateLimitWindowSeconds', 'RELAY_RATE_LIMIT_WINDOW_SECONDS'],
+      ['maxEventLoopDelayMs', 'RELAY_MAX_EVENT_LOOP_DELAY_MS']
+    ]
+    const limitsSchema = relaySchema.limits.properties
+    assert.deepEqual(Object.keys(limitsSchema).sort(), limitPairs.map(([value]) => value).sort(), 'every limit is paired with its variable')
+    for (const [value, name] of limitPairs) within(`relay.limits.${value}`, limitsSchema[value], VARIABLES[name].schema as Bounds)
+    loadConfig(Object.fromEntries(limitPairs.map(([value, name]) => [name, String(limitsSchema[value].maximum)])))
     assert.equal(relaySchema.port.$ref, '#/definitions/port')
     within('relay.port', schema.definitions.port, VARIABLES.RELAY_PORT.schema as Bounds)
     // And the extremes the chart accepts really load.
@@ -166,10 +232,11 @@ describe('env vars: chart vs relay config', { concurrency: true }, () => {
   })
 
   it('_validate.tpl refuses extraEnv for exactly the variables the chart sets', async () => {
-    const everything = { relay: { trustProxy: ['10.42.0.0/16'], metricsToken: { existingSecret: 's' } }, upstream: { url: 'https://gpu-server:5010', ca: { existingConfigMap: 'ca' } } }
+    const everything = { relay: { trustProxy: ['10.42.0.0/16'], metricsToken: { existingSecret: 's' } }, redis: { existingSecret: 'relay-redis' }, upstream: { url: 'https://gpu-server:5010', ca: { existingConfigMap: 'ca' } } }
     const r = await render(everything)
     const managed = Object.keys(relayEnv(r))
     assert.ok(managed.includes('NODE_EXTRA_CA_CERTS'))
+    assert.ok(managed.includes('RELAY_REDIS_URL') && managed.includes('RELAY_RATE_LIMIT'))
     const unmanaged = [...VARIABLE_NAMES, ...NODE_OWN_VARIABLES].filter((n) => !managed.includes(n))
     await Promise.all([
       ...managed.map(async (name) => {

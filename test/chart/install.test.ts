@@ -4,7 +4,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { CHART_DIR, installDryRun, type Installed } from '../helpers/chart-helm.js'
+import { CHART_DIR, installDryRun, installDryRunError, type Installed } from '../helpers/chart-helm.js'
 import { EXAMPLE_FILES } from '../helpers/chart-cases.js'
 import { checkNamesAndLabels, validateObject } from '../helpers/chart-k8s.js'
 
@@ -97,7 +97,8 @@ describe('the notes of a first install', { concurrency: true }, () => {
     const [bare, complete] = await Promise.all([
       install([]),
       install(['--set', 'gpuExternalName.host=gpu-box.lan.token.place', '--set', 'networkPolicy.egressCidrs={192.168.1.50/32}',
-        '--set', 'ingress.hosts[0].host=relay.token.place', '--set', 'ingress.tls[0].hosts[0]=relay.token.place'])
+        '--set', 'ingress.hosts[0].host=relay.token.place', '--set', 'ingress.tls[0].hosts[0]=relay.token.place',
+        '--set', 'relay.trustProxy={10.42.0.0/16}'])
     ])
     assert.match(bare.notes, /WARNING: PLACEHOLDER VALUES ARE STILL IN USE/)
     for (const placeholder of ['gpuExternalName.host=gpu-box.example.com', 'networkPolicy.egressCidrs has 203.0.113.7/32', 'ingress host relay.example.com']) {
@@ -112,6 +113,34 @@ describe('the notes of a first install', { concurrency: true }, () => {
     assert.match(i.notes, /CHECK THESE SETTINGS/)
     assert.match(i.notes, /metrics\.serviceMonitor\.labels is empty/)
     assert.match(i.notes, /service\.type=NodePort, but the NetworkPolicy admits only the ingress controller \(Traefik\), Prometheus and the chart's test pod/)
+  })
+})
+
+describe('overload protection with --set', { concurrency: true }, () => {
+  const REAL = ['--set', 'gpuExternalName.host=gpu-box.lan.token.place', '--set', 'networkPolicy.egressCidrs={192.168.1.50/32}',
+    '--set', 'ingress.hosts[0].host=relay.token.place', '--set', 'ingress.tls[0].hosts[0]=relay.token.place', '--set', 'relay.trustProxy={10.42.0.0/16}']
+
+  it('two replicas: the notes warn that the rate limit is per replica; --set redis.existingSecret=relay-redis shares it and opens Redis', async () => {
+    const [alone, shared] = await Promise.all([
+      install([...REAL, '--set', 'replicaCount=2']),
+      install([...REAL, '--set', 'replicaCount=2', '--set', 'relay.limits.maxConcurrent=2', '--set', 'redis.existingSecret=relay-redis'])
+    ])
+    assert.match(alone.notes, /CHECK THESE SETTINGS/)
+    assert.match(alone.notes, /relay\.limits\.rateLimit=60 is counted by each pod .* with 2 replicas \(replicaCount\) a client gets up to 120 requests per 60 s/)
+    assert.match(alone.notes, /The cap is per pod: 2 replicas \(replicaCount\) x 4 = up to 8 requests at the GPU server at once/)
+    assert.equal(alone.rendered.env.RELAY_REDIS_URL, undefined)
+
+    assert.doesNotMatch(shared.notes, /WARNING|CHECK THESE SETTINGS/)
+    assert.match(shared.notes, /2 replicas \(replicaCount\) x 2 = up to 4 requests at the GPU server at once/)
+    assert.equal(shared.rendered.env.RELAY_MAX_CONCURRENT, '2')
+    assert.equal(shared.rendered.env.RELAY_REDIS_URL, 'secret:relay-redis/url')
+    const redisRule = shared.rendered.one('NetworkPolicy').spec.egress.find((rule: any) => rule.ports?.[0]?.port === 6379)
+    assert.deepEqual(redisRule?.to, [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'redis' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'redis' } } }])
+  })
+
+  it('--set relay.limits.queueTimeoutSeconds=0 is refused before anything is installed', async () => {
+    const error = await installDryRunError({}, ['--set', 'relay.limits.queueTimeoutSeconds=0'])
+    assert.match(error, /relay\/limits\/queueTimeoutSeconds|relay\.limits\.queueTimeoutSeconds/)
   })
 })
 

@@ -152,6 +152,34 @@ describe('the README\'s deployment guide', () => {
     }
   })
 
+  it('documents every value issue 11 added, a relay.limits example and the Redis Secret', () => {
+    for (const key of [
+      'relay.limits.maxConcurrent', '.queueLimit', '.queueTimeoutSeconds', 'relay.limits.maxConcurrentPerClient', '.rateLimit', '.rateLimitWindowSeconds',
+      'relay.limits.maxEventLoopDelayMs', 'redis.existingSecret', 'redis.key', 'redis.port', 'networkPolicy.redisPeers'
+    ]) {
+      assert.ok(guide.includes(`\`${key}\``), key)
+    }
+    const example = /```yaml\n# relay-values\.yaml\n([\s\S]*?)```/.exec(guide)?.[1]
+    assert.ok(example !== undefined, 'the values file of the guide')
+    const limits = parseYaml(example).relay?.limits as Record<string, unknown> | undefined
+    assert.deepEqual(limits, values.relay.limits, 'its relay.limits shows the chart\'s defaults, every one')
+    assert.ok(guide.includes('kubectl -n tokenplace create secret generic relay-redis --from-literal=url=\'redis://:PASSWORD@redis-master.redis:6379\''))
+    assert.ok(guide.includes('--set redis.existingSecret=relay-redis'))
+  })
+
+  it('the Overload protection section points at the chart\'s relay.limits, and the chart README explains each default', () => {
+    const overload = readmeSection('Overload protection')
+    assert.ok(overload.includes('the chart turns them on, see its\n[`relay.limits`](charts/tokenplace-relay/README.md#overload-protection)'))
+    const chartReadme = readFileSync(join(CHART_DIR, 'README.md'), 'utf8')
+    const section = chartReadme.slice(chartReadme.indexOf('\n## Overload protection\n'), chartReadme.indexOf('\n## Values\n'))
+    assert.ok(section.length > 100, 'the chart README has an Overload protection section before its values')
+    for (const [key, value] of Object.entries(values.relay.limits as Record<string, number>)) {
+      const row = section.split('\n').find((line) => line.startsWith(`| \`relay.limits.${key}\``) || line.startsWith(`| \`relay.limits.rateLimit\`, \`relay.limits.${key}\``))
+      assert.ok(row !== undefined, `a row for relay.limits.${key}`)
+      assert.ok(row.includes(`\`${value}\``), `relay.limits.${key}: the default ${value}, as values.yaml has it: ${row}`)
+    }
+  })
+
   it('says which name an https GPU server\'s certificate must carry', () => {
     const https = guide.slice(guide.indexOf('### An https GPU server'), guide.indexOf('\n### ', guide.indexOf('### An https GPU server') + 1))
     assert.match(https, /the certificate must carry\s+exactly that name/)

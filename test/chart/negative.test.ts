@@ -96,6 +96,39 @@ const CASES: NegativeCase[] = [
   { name: 'a grace period not longer than delay + timeout', values: { terminationGracePeriodSeconds: 25 }, expect: [/terminationGracePeriodSeconds=25 must exceed relay\.shutdownDelaySeconds \+ relay\.shutdownTimeoutSeconds \(25\)/] },
   { name: 'a grace period shorter than a long drain', values: { relay: { shutdownTimeoutSeconds: 90.5 }, terminationGracePeriodSeconds: 60 }, expect: [/terminationGracePeriodSeconds=60 must exceed .* \(95\.5\)/] },
 
+  // overload protection (relay.limits)
+  { name: 'a negative relay.limits.maxConcurrent', values: { relay: { limits: { maxConcurrent: -1 } } }, expect: [SCHEMA, at('relay.limits.maxConcurrent'), /minimum/] },
+  { name: 'a negative relay.limits.queueLimit', values: { relay: { limits: { queueLimit: -5 } } }, expect: [SCHEMA, at('relay.limits.queueLimit'), /minimum/] },
+  { name: 'a queue timeout of 0', values: { relay: { limits: { queueTimeoutSeconds: 0 } } }, expect: [SCHEMA, at('relay.limits.queueTimeoutSeconds'), /exclusiveMinimum/] },
+  { name: 'a queue timeout above a day', values: { relay: { limits: { queueTimeoutSeconds: 86401 } } }, expect: [SCHEMA, at('relay.limits.queueTimeoutSeconds'), /maximum/] },
+  { name: 'a negative per-client limit', values: { relay: { limits: { maxConcurrentPerClient: -2 } } }, expect: [SCHEMA, at('relay.limits.maxConcurrentPerClient')] },
+  { name: 'a fractional rate limit', values: { relay: { limits: { rateLimit: 1.5 } } }, expect: [SCHEMA, at('relay.limits.rateLimit'), /integer/] },
+  { name: 'a rate limit above the relay\'s maximum', values: { relay: { limits: { rateLimit: 1000000001 } } }, expect: [SCHEMA, at('relay.limits.rateLimit'), /maximum/] },
+  { name: 'a rate-limit window of 0', values: { relay: { limits: { rateLimitWindowSeconds: 0 } } }, expect: [SCHEMA, at('relay.limits.rateLimitWindowSeconds'), /exclusiveMinimum/] },
+  { name: 'a negative rate-limit window', values: { relay: { limits: { rateLimitWindowSeconds: -60 } } }, expect: [SCHEMA, at('relay.limits.rateLimitWindowSeconds')] },
+  { name: 'an event-loop delay above 60000 ms', values: { relay: { limits: { maxEventLoopDelayMs: 60001 } } }, expect: [SCHEMA, at('relay.limits.maxEventLoopDelayMs'), /maximum/] },
+  { name: 'an event-loop delay in seconds as a fraction', values: { relay: { limits: { maxEventLoopDelayMs: 0.5 } } }, expect: [SCHEMA, at('relay.limits.maxEventLoopDelayMs'), /integer/] },
+  { name: 'a limit given as a string', values: { relay: { limits: { maxConcurrent: '4' } } }, expect: [SCHEMA, at('relay.limits.maxConcurrent'), /string/] },
+  { name: 'a limit removed with null (it would fall back to the relay\'s default, off)', values: { relay: { limits: { rateLimit: null } } }, expect: [SCHEMA, at('relay.limits'), /rateLimit/] },
+  { name: 'relay.limits removed with null', values: { relay: { limits: null } }, expect: [SCHEMA, at('relay'), /limits/] },
+  { name: 'a typo inside relay.limits', values: { relay: { limits: { maxConcurent: 4 } } }, expect: [SCHEMA, /maxConcurent/, /additional propert/i] },
+  { name: 'extraEnv overriding a limit the chart sets', values: { extraEnv: [{ name: 'RELAY_RATE_LIMIT', value: '0' }] }, expect: [/extraEnv sets RELAY_RATE_LIMIT, which the chart sets from its values/] },
+
+  // redis
+  { name: 'a Redis URL pasted into redis.existingSecret (it carries the password)', values: { redis: { existingSecret: 'redis://:hunter2@redis-master.redis:6379' } }, expect: [/redis\.existingSecret holds a URL, but it must name a Secret that holds the URL, never the URL itself .*kubectl -n tokenplace create secret generic relay-redis --from-literal=url='redis:\/\/:PASSWORD@redis-master\.redis:6379', then --set redis\.existingSecret=relay-redis/] },
+  { name: 'a redis.existingSecret that is no Secret name', values: { redis: { existingSecret: 'Relay_Redis' } }, expect: [/redis\.existingSecret is not a Secret name \(lower-case letters, digits, '-' and '\.'\): it names the Secret that holds the Redis URL/] },
+  { name: 'redis.key with a slash', values: { redis: { existingSecret: 'relay-redis', key: 'redis/url' } }, expect: [SCHEMA, at('redis.key')] },
+  { name: 'redis.key removed with null while redis.existingSecret is set', values: { redis: { existingSecret: 'relay-redis', key: null } }, expect: [SCHEMA, at('redis'), /key/] },
+  { name: 'redis.port 0', values: { redis: { port: 0 } }, expect: [SCHEMA, at('redis.port'), /minimum/] },
+  { name: 'redis.port above 65535', values: { redis: { port: 65536 } }, expect: [SCHEMA, at('redis.port'), /maximum/] },
+  { name: 'redis.port as a string', values: { redis: { port: '6379' } }, expect: [SCHEMA, at('redis.port'), /string/] },
+  { name: 'a redis.url value (the URL only comes from a Secret)', values: { redis: { url: 'redis://redis-master.redis:6379' } }, expect: [SCHEMA, /additional propert/i, /'url'/] },
+  { name: 'networkPolicy.redisPeers as one peer instead of a list', values: { networkPolicy: { redisPeers: { podSelector: { matchLabels: { app: 'redis' } } } } }, expect: [SCHEMA, at('networkPolicy.redisPeers')] },
+  { name: 'networkPolicy.redisPeers with a bare CIDR', values: { networkPolicy: { redisPeers: ['192.168.1.60/32'] } }, expect: [SCHEMA, at('networkPolicy.redisPeers.0')] },
+  { name: 'networkPolicy.redisPeers with an unknown peer field', values: { networkPolicy: { redisPeers: [{ serviceSelector: { app: 'redis' } }] } }, expect: [SCHEMA, at('networkPolicy.redisPeers.0')] },
+  { name: 'networkPolicy.redisPeers with an ipBlock that is no CIDR', values: { networkPolicy: { redisPeers: [{ ipBlock: { cidr: 'redis.lan' } }] } }, expect: [SCHEMA, at('networkPolicy.redisPeers.0')] },
+  { name: 'extraEnv setting RELAY_REDIS_URL', values: { extraEnv: [{ name: 'RELAY_REDIS_URL', value: 'redis://:pw@redis:6379' }] }, expect: [/extraEnv sets RELAY_REDIS_URL, which the chart sets from its values .*\(redis\.existingSecret names the Secret that holds it\)/] },
+
   // trust proxy
   { name: 'relay.trustProxy trusting everyone', values: { relay: { trustProxy: ['0.0.0.0/0'] } }, expect: [/relay\.trustProxy: 0\.0\.0\.0\/0 would trust every client's X-Forwarded-For/] },
   { name: 'relay.trustProxy with a host name', values: { relay: { trustProxy: ['traefik'] } }, expect: [SCHEMA, at('relay.trustProxy.0')] },
@@ -130,7 +163,7 @@ const CASES: NegativeCase[] = [
 
   // alerts and dashboard (issue 12)
   { name: 'a PrometheusRule without the ServiceMonitor whose targets it watches', values: { metrics: { prometheusRule: { enabled: true } } }, expect: [/metrics\.prometheusRule\.enabled=true needs metrics\.serviceMonitor\.enabled=true: the alerts watch the targets the chart's ServiceMonitor creates \(their job and namespace\)/] },
-  { name: 'a PrometheusRule with every alert disabled', values: RULE({ alerts: Object.fromEntries(['RelayDown', 'RelayUpstreamUnreachable', 'RelayNotReady', 'RelayHighErrorRate', 'RelaySlowFirstByte', 'RelayOverloaded'].map((a) => [a, { enabled: false }])) }), expect: [/every alert under metrics\.prometheusRule\.alerts is disabled: enable one, or set metrics\.prometheusRule\.enabled=false/] },
+  { name: 'a PrometheusRule with every alert disabled', values: RULE({ alerts: Object.fromEntries(['RelayDown', 'RelayUpstreamUnreachable', 'RelayNotReady', 'RelayHighErrorRate', 'RelaySlowFirstByte', 'RelayOverloaded', 'RelayRateLimitStoreDown'].map((a) => [a, { enabled: false }])) }), expect: [/every alert under metrics\.prometheusRule\.alerts is disabled: enable one, or set metrics\.prometheusRule\.enabled=false/] },
   { name: 'a rate window shorter than two scrape intervals', values: RULE({ rateWindow: '1m' }, { interval: '45s', scrapeTimeout: '10s' }), expect: [/metrics\.prometheusRule\.rateWindow=1m is shorter than twice metrics\.serviceMonitor\.interval=45s: rate\(\) needs two samples in its window, so the alerts would never fire; use at least 90s/] },
   { name: 'a rate window shorter than two sub-second scrape intervals', values: RULE({ rateWindow: '1s' }, { interval: '750ms', scrapeTimeout: '500ms' }), expect: [/use at least 1500ms/] },
   { name: 'a rate window without a unit', values: RULE({ rateWindow: '300' }), expect: [SCHEMA, at('metrics.prometheusRule.rateWindow')] },

@@ -168,10 +168,10 @@ describe('NOTES.txt', { concurrency: true }, () => {
     ])
     assert.doesNotMatch(plain, /CHECK THESE SETTINGS/)
     assert.ok(plain.includes(`Alerts: the PrometheusRule "${RELEASE}-tokenplace-relay" watches job="${RELEASE}-tokenplace-relay" in namespace "${NAMESPACE}"`))
-    assert.match(plain, /with: RelayDown, RelayUpstreamUnreachable, RelayNotReady, RelayHighErrorRate, RelaySlowFirstByte, RelayOverloaded\.\n/)
+    assert.match(plain, /with: RelayDown, RelayUpstreamUnreachable, RelayNotReady, RelayHighErrorRate, RelaySlowFirstByte, RelayOverloaded, RelayRateLimitStoreDown\.\n/)
     assert.ok(plain.includes('What each one means and what to do: its runbook_url, https://github.com/tokenplace/tokenplace-relay/blob/main/charts/tokenplace-relay/README.md#<its name in lower case>\n   (e.g. #relaydown)'))
     assert.ok(elsewhere.includes(`Alerts: the PrometheusRule "${RELEASE}-tokenplace-relay" (in namespace "monitoring") watches job="tokenplace-relay" in namespace "${NAMESPACE}"`))
-    assert.match(elsewhere, /with: RelayDown, RelayUpstreamUnreachable, RelayHighErrorRate, RelaySlowFirstByte, RelayOverloaded\.\n/)
+    assert.match(elsewhere, /with: RelayDown, RelayUpstreamUnreachable, RelayHighErrorRate, RelaySlowFirstByte, RelayOverloaded, RelayRateLimitStoreDown\.\n/)
     assert.match(plain, /\n\nAlerts: /, 'a paragraph of its own')
   })
 
@@ -196,6 +196,92 @@ describe('NOTES.txt', { concurrency: true }, () => {
     assert.match(unlabelled, /holds the Grafana dashboard "tokenplace-relay"\.\n/)
     assert.match(relabelled, /metrics\.serviceMonitor\.relabelings rewrites the job label, but the alerts select the targets by job=relay-tokenplace-relay and namespace=tokenplace/)
     assert.doesNotMatch(otherRelabeling, /CHECK THESE SETTINGS/, 'other relabelings are fine')
+  })
+
+  it('behind the Ingress, warns that an empty relay.trustProxy makes every client one for the per-client limits', async () => {
+    const { relay: _relay, ...untrusted } = REAL_VALUES
+    const [bare, trusted, noIngress, noPerClient, onlyRate] = await Promise.all([
+      renderNotes(untrusted),
+      renderNotes(REAL_VALUES),
+      renderNotes({ ...untrusted, ingress: { enabled: false } }),
+      renderNotes({ ...untrusted, relay: { limits: { maxConcurrentPerClient: 0, rateLimit: 0 } } }),
+      renderNotes({ ...untrusted, relay: { limits: { maxConcurrentPerClient: 0, rateLimit: 100, rateLimitWindowSeconds: 30 } } })
+    ])
+    assert.match(bare, CHECK)
+    assert.ok(bare.includes('relay.trustProxy is empty, so behind the Ingress every request comes from the ingress controller\'s address and the per-client limits (relay.limits.maxConcurrentPerClient, relay.limits.rateLimit) count all clients as one: 2 requests at once and 60 requests per 60 s for everybody together. Trust the ingress controller\'s pods, e.g. --set relay.trustProxy={10.42.0.0/16} on k3s'), bare)
+    assert.match(onlyRate, /count all clients as one: 100 requests per 30 s for everybody together/)
+    for (const notes of [trusted, noIngress, noPerClient]) assert.doesNotMatch(notes, /relay\.trustProxy is empty/)
+    assert.doesNotMatch(trusted, CHECK)
+  })
+
+  it('says what the overload protection does with the chart\'s defaults, in a paragraph of its own', async () => {
+    const notes = await renderNotes(REAL_VALUES)
+    assert.ok(notes.includes([
+      '\n\nOverload protection (relay.limits, per pod):',
+      '   - GPU server: at most 4 requests at once (relay.limits.maxConcurrent); 20 more wait up to 30 s, then 503.',
+      '   - Per client (an IP address, an IPv6 /64): 2 requests at once and 60 requests per 60 s, then 429.',
+      '   - Load shedding: 503 while the relay\'s event loop lags more than 500 ms.',
+      '   Refusals are counted in relay_rejected_requests_total by reason. How to size the limits: the chart README\'s "Overload protection".'
+    ].join('\n')), notes)
+    assert.doesNotMatch(notes, /per pod: |per pod too/, 'one replica: nothing to divide')
+  })
+
+  it('says what each limit turned off means, and when every limit is off', async () => {
+    const [noQueue, off] = await Promise.all([
+      renderNotes({ ...REAL_VALUES, relay: { ...REAL_VALUES.relay, limits: { queueLimit: 0, queueTimeoutSeconds: 2.5, maxEventLoopDelayMs: 0 } } }),
+      renderNotes({ ...REAL_VALUES, relay: { ...REAL_VALUES.relay, limits: { maxConcurrent: 0, maxConcurrentPerClient: 0, rateLimit: 0, maxEventLoopDelayMs: 0 } } })
+    ])
+    assert.match(noQueue, /GPU server: at most 4 requests at once \(relay\.limits\.maxConcurrent\); none may wait: one more gets 503 at once\./)
+    assert.doesNotMatch(noQueue, /Load shedding/)
+    assert.match(off, /GPU server: no cap \(relay\.limits\.maxConcurrent=0\): every request goes straight to it, however many\./)
+    assert.match(off, /Per client: no limit \(relay\.limits\.maxConcurrentPerClient=0, relay\.limits\.rateLimit=0\)\./)
+    assert.match(off, /Every limit is off, so nothing stands between a burst and the GPU server/)
+    assert.doesNotMatch(off, /Refusals are counted/)
+  })
+
+  it('with more than one replica, says the cap and the per-client limit are per pod and how to divide the GPU\'s slots', async () => {
+    const REDIS = { existingSecret: 'relay-redis' }
+    const [fixed, hpa, noCap] = await Promise.all([
+      renderNotes({ ...REAL_VALUES, replicaCount: 3, redis: REDIS }),
+      renderNotes({ ...REAL_VALUES, autoscaling: { enabled: true, minReplicas: 2, maxReplicas: 5 }, redis: REDIS, relay: { ...REAL_VALUES.relay, limits: { maxConcurrent: 1 } } }),
+      renderNotes({ ...REAL_VALUES, replicaCount: 3, redis: REDIS, relay: { ...REAL_VALUES.relay, limits: { maxConcurrent: 0, maxConcurrentPerClient: 0 } } })
+    ])
+    assert.ok(fixed.includes('   - The cap is per pod: 3 replicas (replicaCount) x 4 = up to 12 requests at the GPU server at once. Set relay.limits.maxConcurrent to what the GPU serves well divided by the replicas (4 generations at once, 2 replicas: 2).'), fixed)
+    assert.ok(fixed.includes('   - The per-client limit is per pod too: one client may hold up to 3 x 2 = 6 requests at once across the replicas.'))
+    assert.match(hpa, /The cap is per pod: up to 5 replicas \(autoscaling\.maxReplicas\) x 1 = up to 5 requests at the GPU server at once\./)
+    assert.doesNotMatch(noCap, /The cap is per pod|per pod too/)
+    for (const notes of [fixed, hpa, noCap]) assert.doesNotMatch(notes, CHECK, 'Redis shares the rate limit: nothing to check')
+  })
+
+  it('warns that the rate limit is per replica without Redis, and says where it is counted with it', async () => {
+    const [fixed, hpa, shared, one, noRate] = await Promise.all([
+      renderNotes({ ...REAL_VALUES, replicaCount: 3 }),
+      renderNotes({ ...REAL_VALUES, autoscaling: { enabled: true, minReplicas: 2, maxReplicas: 4 }, relay: { ...REAL_VALUES.relay, limits: { rateLimit: 30, rateLimitWindowSeconds: 10 } } }),
+      renderNotes({ ...REAL_VALUES, replicaCount: 3, redis: { existingSecret: 'relay-redis', key: 'uri' } }),
+      renderNotes(REAL_VALUES),
+      renderNotes({ ...REAL_VALUES, replicaCount: 3, relay: { ...REAL_VALUES.relay, limits: { rateLimit: 0 } } })
+    ])
+    assert.match(fixed, CHECK)
+    assert.ok(fixed.includes(`relay.limits.rateLimit=60 is counted by each pod and no Redis shares the count (redis.existingSecret is empty), so with 3 replicas (replicaCount) a client gets up to 180 requests per 60 s. Share it: kubectl -n ${NAMESPACE} create secret generic relay-redis --from-literal=url='redis://:PASSWORD@redis-master.redis:6379' and --set redis.existingSecret=relay-redis`), fixed)
+    assert.match(hpa, /relay\.limits\.rateLimit=30 is counted by each pod .* so with up to 4 replicas \(autoscaling\.maxReplicas\) a client gets up to 120 requests per 10 s\./)
+    assert.doesNotMatch(shared, CHECK)
+    assert.match(shared, /The rate limit is counted in Redis \(RELAY_REDIS_URL from Secret "relay-redis", key "uri"\), shared by every pod; while Redis is unreachable the relay serves without it and counts relay_rate_limit_store_errors_total\./)
+    for (const notes of [one, noRate]) assert.doesNotMatch(notes, /counted by each pod/)
+    assert.doesNotMatch(one, /counted in Redis/)
+  })
+
+  it('warns when Redis is set but unused (no rate limit) or blocked (no networkPolicy.redisPeers)', async () => {
+    const REDIS = { existingSecret: 'relay-redis' }
+    const [unused, blocked, viaExtra, noPolicy, fine] = await Promise.all([
+      renderNotes({ ...REAL_VALUES, redis: REDIS, relay: { ...REAL_VALUES.relay, limits: { rateLimit: 0 } } }),
+      renderNotes({ ...REAL_VALUES, redis: REDIS }, ['--set', 'networkPolicy.redisPeers={}']),
+      renderNotes({ ...REAL_VALUES, redis: REDIS, networkPolicy: { ...REAL_VALUES.networkPolicy, redisPeers: [], extraEgress: [{ to: [{ ipBlock: { cidr: '192.168.1.60/32' } }], ports: [{ port: 6379 }] }] } }),
+      renderNotes({ ...REAL_VALUES, redis: REDIS, networkPolicy: { enabled: false, redisPeers: [] } }),
+      renderNotes({ ...REAL_VALUES, redis: REDIS })
+    ])
+    assert.match(unused, /redis\.existingSecret=relay-redis is set, but relay\.limits\.rateLimit=0: Redis holds only the rate limit's counts, so the relay never connects to it\./)
+    assert.match(blocked, /networkPolicy\.redisPeers is empty, so the NetworkPolicy blocks Redis: the relay serves without the rate limit and counts relay_rate_limit_store_errors_total\. .*the rule opens redis\.port=6379\./)
+    for (const notes of [viaExtra, noPolicy, fine]) assert.doesNotMatch(notes, CHECK)
   })
 
   it('step 4 says what helm test checks: /healthz only, or the way to the GPU server with helmTest.upstreamPath', async () => {

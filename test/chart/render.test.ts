@@ -77,7 +77,15 @@ describe('defaults: the install command of the issue', () => {
       RELAY_UPSTREAM_TIMEOUT_SECONDS: '300',
       RELAY_BODY_LIMIT_BYTES: '10485760',
       RELAY_SHUTDOWN_DELAY_SECONDS: '5',
-      RELAY_SHUTDOWN_TIMEOUT_SECONDS: '20'
+      RELAY_SHUTDOWN_TIMEOUT_SECONDS: '20',
+      // relay.limits: on by default in the chart, off in the relay itself.
+      RELAY_MAX_CONCURRENT: '4',
+      RELAY_QUEUE_LIMIT: '20',
+      RELAY_QUEUE_TIMEOUT_SECONDS: '30',
+      RELAY_MAX_CONCURRENT_PER_CLIENT: '2',
+      RELAY_RATE_LIMIT: '60',
+      RELAY_RATE_LIMIT_WINDOW_SECONDS: '60',
+      RELAY_MAX_EVENT_LOOP_DELAY_MS: '500'
     })
   })
 
@@ -97,7 +105,7 @@ describe('defaults: the install command of the issue', () => {
 
   it('has no preStop hook and a grace period longer than the relay\'s shutdown delay + timeout', () => {
     assert.equal(r.container.lifecycle, undefined)
-    assert.equal(r.podSpec.terminationGracePeriodSeconds, 35)
+    assert.equal(r.podSpec.terminationGracePeriodSeconds, 40)
     assert.ok(r.podSpec.terminationGracePeriodSeconds > 5 + 20)
   })
 
@@ -290,8 +298,38 @@ describe('relay settings', { concurrency: true }, () => {
     assert.equal(env.RELAY_TRUST_PROXY, '10.42.0.0/16,192.168.1.1')
     assert.equal(env.UPSTREAM_URL, 'http://gpu-server:5010/base')
     assert.deepEqual(r.container.ports, [{ name: 'http', containerPort: 8080, protocol: 'TCP' }])
-    assert.equal(r.podSpec.terminationGracePeriodSeconds, 58, 'ceil(2.5 + 45) + 10')
+    assert.equal(r.podSpec.terminationGracePeriodSeconds, 63, 'ceil(2.5 + 45) + 15')
     assert.deepEqual(r.one('NetworkPolicy').spec.ingress[0].ports, [{ port: 8080, protocol: 'TCP' }])
+  })
+
+  it('maps relay.limits.* to the overload-protection variables, keeping decimals and big integers plain', async () => {
+    const r = await render({
+      relay: {
+        limits: {
+          maxConcurrent: 1000000,
+          queueLimit: 0,
+          queueTimeoutSeconds: 2.5,
+          maxConcurrentPerClient: 3,
+          rateLimit: 1000000000,
+          rateLimitWindowSeconds: 0.25,
+          maxEventLoopDelayMs: 60000
+        }
+      }
+    })
+    const env = r.env
+    assert.equal(env.RELAY_MAX_CONCURRENT, '1000000')
+    assert.equal(env.RELAY_QUEUE_LIMIT, '0')
+    assert.equal(env.RELAY_QUEUE_TIMEOUT_SECONDS, '2.5')
+    assert.equal(env.RELAY_MAX_CONCURRENT_PER_CLIENT, '3')
+    assert.equal(env.RELAY_RATE_LIMIT, '1000000000')
+    assert.equal(env.RELAY_RATE_LIMIT_WINDOW_SECONDS, '0.25')
+    assert.equal(env.RELAY_MAX_EVENT_LOOP_DELAY_MS, '60000')
+  })
+
+  it('a limit set to 0 is rendered as 0 (off), not left out: the pod says what it runs', async () => {
+    const r = await render({ relay: { limits: { maxConcurrent: 0, maxConcurrentPerClient: 0, rateLimit: 0, maxEventLoopDelayMs: 0 } } })
+    for (const name of ['RELAY_MAX_CONCURRENT', 'RELAY_MAX_CONCURRENT_PER_CLIENT', 'RELAY_RATE_LIMIT', 'RELAY_MAX_EVENT_LOOP_DELAY_MS']) assert.equal(r.env[name], '0', name)
+    assert.equal(r.env.RELAY_QUEUE_LIMIT, '20')
   })
 
   it('reads RELAY_METRICS_TOKEN from relay.metricsToken.existingSecret / key (default key "token")', async () => {
@@ -600,6 +638,50 @@ describe('networkPolicy', { concurrency: true }, () => {
   })
 })
 
+describe('redis', { concurrency: true }, () => {
+  const REDIS_PEER = { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'redis' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'redis' } } }
+  const redisRules = (r: Rendered): any[] => r.one('NetworkPolicy').spec.egress.filter((rule: any) => rule.ports?.some((p: { port: number }) => p.port !== 53 && p.port !== 5010))
+
+  it('without redis.existingSecret: no RELAY_REDIS_URL and no egress to Redis, whatever networkPolicy.redisPeers says', async () => {
+    const [bare, peers] = await Promise.all([
+      render({}),
+      render({ networkPolicy: { redisPeers: [{ ipBlock: { cidr: '192.168.1.60/32' } }] }, redis: { key: 'uri', port: 6380 } })
+    ])
+    for (const r of [bare, peers]) {
+      assert.equal(r.env.RELAY_REDIS_URL, undefined)
+      assert.deepEqual(redisRules(r), [])
+      assert.deepEqual(r.one('NetworkPolicy').spec.egress.map((rule: any) => rule.ports[0].port), [5010, 53], 'the GPU host and DNS only')
+    }
+  })
+
+  it('redis.existingSecret: RELAY_REDIS_URL from that Secret\'s key url, never a plain value; egress to the default peers on 6379', async () => {
+    const r = await render({ redis: { existingSecret: 'relay-redis' } })
+    const entry = r.container.env.find((e: { name: string }) => e.name === 'RELAY_REDIS_URL')
+    assert.deepEqual(entry, { name: 'RELAY_REDIS_URL', valueFrom: { secretKeyRef: { name: 'relay-redis', key: 'url' } } })
+    assert.deepEqual(redisRules(r), [{ to: [REDIS_PEER], ports: [{ port: 6379, protocol: 'TCP' }] }])
+  })
+
+  it('redis.key, redis.port and networkPolicy.redisPeers (an ipBlock for a Redis outside the cluster) land where they should', async () => {
+    const r = await render({
+      redis: { existingSecret: 'lan-redis', key: 'uri', port: 6380 },
+      networkPolicy: { redisPeers: [{ ipBlock: { cidr: '192.168.1.60/32' } }, { podSelector: { matchLabels: { app: 'redis' } } }] }
+    })
+    assert.equal(r.env.RELAY_REDIS_URL, 'secret:lan-redis/uri')
+    assert.deepEqual(redisRules(r), [{ to: [{ ipBlock: { cidr: '192.168.1.60/32' } }, { podSelector: { matchLabels: { app: 'redis' } } }], ports: [{ port: 6380, protocol: 'TCP' }] }])
+  })
+
+  it('the Redis rule stands on its own: with allowDns off, and next to extraEgress', async () => {
+    const r = await render({ redis: { existingSecret: 'relay-redis' }, networkPolicy: { allowDns: false, extraEgress: [{ to: [{ ipBlock: { cidr: '192.168.1.70/32' } }] }] } })
+    assert.deepEqual(r.one('NetworkPolicy').spec.egress.map((rule: any) => rule.ports?.[0]?.port ?? 'extra'), [5010, 6379, 'extra'])
+  })
+
+  it('redis.existingSecret with the NetworkPolicy off: the URL still comes from the Secret', async () => {
+    const r = await render({ redis: { existingSecret: 'relay-redis' }, networkPolicy: { enabled: false } })
+    assert.equal(r.env.RELAY_REDIS_URL, 'secret:relay-redis/url')
+    assert.equal(r.has('NetworkPolicy'), false)
+  })
+})
+
 /** The relabeling the chart's ServiceMonitor always starts with (servicemonitor.yaml says why). */
 const DROP_ENDPOINT_LABEL = { action: 'labeldrop', regex: 'endpoint' }
 
@@ -678,7 +760,7 @@ describe('metrics.serviceMonitor', { concurrency: true }, () => {
 
 // Issue 12: the alerts and the dashboard. The rules' meaning is proven by promtool (test/ops/alerts.test.ts)
 // and a real Prometheus (test/ops/prometheus.test.ts); here: what lands where, and the selector.
-const ALERTS = ['RelayDown', 'RelayUpstreamUnreachable', 'RelayNotReady', 'RelayHighErrorRate', 'RelaySlowFirstByte', 'RelayOverloaded']
+const ALERTS = ['RelayDown', 'RelayUpstreamUnreachable', 'RelayNotReady', 'RelayHighErrorRate', 'RelaySlowFirstByte', 'RelayOverloaded', 'RelayRateLimitStoreDown']
 const MONITORING = { serviceMonitor: { enabled: true }, prometheusRule: { enabled: true } }
 const RUNBOOK = 'https://github.com/tokenplace/tokenplace-relay/blob/main/charts/tokenplace-relay/README.md'
 
@@ -707,7 +789,7 @@ function operatorJob (r: Rendered): string {
 }
 
 describe('metrics.prometheusRule', { concurrency: true }, () => {
-  it('renders one PrometheusRule with the six alerts, their defaults, and a runbook anchor each', async () => {
+  it('renders one PrometheusRule with the seven alerts, their defaults, and a runbook anchor each', async () => {
     const r = await render({ metrics: MONITORING })
     const pr = r.one('PrometheusRule')
     assert.equal(pr.apiVersion, 'monitoring.coreos.com/v1')
@@ -722,7 +804,8 @@ describe('metrics.prometheusRule', { concurrency: true }, () => {
       RelayNotReady: ['10m', 'warning'],
       RelayHighErrorRate: ['10m', 'warning'],
       RelaySlowFirstByte: ['15m', 'warning'],
-      RelayOverloaded: ['10m', 'warning']
+      RelayOverloaded: ['10m', 'warning'],
+      RelayRateLimitStoreDown: ['10m', 'warning']
     }
     for (const x of rules(r)) {
       assert.deepEqual([x.for, x.labels.severity], defaults[x.alert], x.alert)
@@ -736,6 +819,7 @@ describe('metrics.prometheusRule', { concurrency: true }, () => {
     assert.match(rule(r, 'RelayOverloaded').expr, /relay_rejected_requests_total\{[^}]*,reason=~"queue_full\|queue_timeout\|overloaded"\}\[5m\]/)
     assert.match(rule(r, 'RelayOverloaded').expr, /\n> 0\.05$/)
     assert.match(rule(r, 'RelayUpstreamUnreachable').expr, /relay_upstream_errors_total\{[^}]*,reason=~"connect\|dns"\}/)
+    assert.match(rule(r, 'RelayRateLimitStoreDown').expr, /^sum by \(namespace, job\) \(increase\(relay_rate_limit_store_errors_total\{[^}]*\}\[5m\]\)\) > 0$/)
   })
 
   it('every selector of every alert picks exactly the ServiceMonitor\'s targets: its job and the release\'s namespace', async () => {
@@ -792,7 +876,8 @@ describe('metrics.prometheusRule', { concurrency: true }, () => {
             RelayNotReady: { for: '20m', severity: 'info' },
             RelayHighErrorRate: { threshold: 0.25, for: '30m', severity: 'critical' },
             RelaySlowFirstByte: { thresholdSeconds: 2.5, for: '1h', severity: 'info' },
-            RelayOverloaded: { threshold: 0.005, reasons: ['queue_full', 'rate_limit'], for: '0s', severity: 'critical' }
+            RelayOverloaded: { threshold: 0.005, reasons: ['queue_full', 'rate_limit'], for: '0s', severity: 'critical' },
+            RelayRateLimitStoreDown: { for: '30m', severity: 'info' }
           }
         }
       }
@@ -806,7 +891,8 @@ describe('metrics.prometheusRule', { concurrency: true }, () => {
       RelayNotReady: ['20m', 'info'],
       RelayHighErrorRate: ['30m', 'critical'],
       RelaySlowFirstByte: ['1h', 'info'],
-      RelayOverloaded: ['0s', 'critical']
+      RelayOverloaded: ['0s', 'critical'],
+      RelayRateLimitStoreDown: ['30m', 'info']
     }
     for (const x of rules(r)) {
       assert.deepEqual([x.for, x.labels.severity], expected[x.alert], x.alert)
@@ -821,6 +907,7 @@ describe('metrics.prometheusRule', { concurrency: true }, () => {
     assert.match(rule(r, 'RelayOverloaded').expr, /\n> 0\.005$/)
     assert.match(rule(r, 'RelayOverloaded').annotations.description, /above the threshold of 0\.5%\./)
     assert.match(rule(r, 'RelayDown').annotations.description, /^For 2m Prometheus has scraped no relay pod/)
+    assert.match(rule(r, 'RelayRateLimitStoreDown').annotations.description, /^For 30m operations of the shared rate-limit store .* failures over the last 10m\)/)
   })
 
   it('each alert can be left out on its own', async () => {
@@ -833,7 +920,7 @@ describe('metrics.prometheusRule', { concurrency: true }, () => {
       render({ metrics: { ...MONITORING, prometheusRule: { enabled: true, alerts: { RelayDown: null, RelayOverloaded: null } } } }),
       render({ metrics: { ...MONITORING, prometheusRule: { enabled: true, alerts: { RelayHighErrorRate: { enabled: false, threshold: null, for: null } } } } })
     ])
-    assert.deepEqual(rules(nulled).map((x) => x.alert), ['RelayUpstreamUnreachable', 'RelayNotReady', 'RelayHighErrorRate', 'RelaySlowFirstByte'])
+    assert.deepEqual(rules(nulled).map((x) => x.alert), ['RelayUpstreamUnreachable', 'RelayNotReady', 'RelayHighErrorRate', 'RelaySlowFirstByte', 'RelayRateLimitStoreDown'])
     assert.deepEqual(rules(disabled).map((x) => x.alert), ALERTS.filter((a) => a !== 'RelayHighErrorRate'))
   })
 

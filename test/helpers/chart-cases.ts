@@ -11,8 +11,12 @@ export interface ChartCase {
   options?: RenderOptions
 }
 
-/** Values an operator would really use: no example.com, no documentation CIDR. */
+/**
+ * Values an operator would really use: no example.com, no documentation CIDR, and Traefik's k3s pod
+ * range trusted (behind the Ingress the per-client limits need it).
+ */
 export const REAL_VALUES = {
+  relay: { trustProxy: ['10.42.0.0/16'] },
   gpuExternalName: { host: 'gpu-box.lan.token.place' },
   networkPolicy: { egressCidrs: ['192.168.1.50/32'] },
   ingress: {
@@ -82,7 +86,12 @@ export const MATRIX: ChartCase[] = [
     values: {
       ...REAL_VALUES,
       imagePullSecrets: [{ name: 'ghcr-pull' }],
-      relay: { trustProxy: ['10.42.0.0/16'], metricsToken: { existingSecret: 'relay-metrics' } },
+      relay: {
+        trustProxy: ['10.42.0.0/16'],
+        metricsToken: { existingSecret: 'relay-metrics' },
+        limits: { maxConcurrent: 2, queueLimit: 40, queueTimeoutSeconds: 45, maxConcurrentPerClient: 1, rateLimit: 120, rateLimitWindowSeconds: 60, maxEventLoopDelayMs: 1000 }
+      },
+      redis: { existingSecret: 'relay-redis' },
       extraEnv: [{ name: 'RELAY_METRICS_MAX_ENDPOINTS', value: '50' }],
       metrics: {
         serviceMonitor: {
@@ -112,6 +121,7 @@ export const MATRIX: ChartCase[] = [
       networkPolicy: {
         egressCidrs: ['192.168.1.50/32'],
         extraIngress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } } }] }],
+        redisPeers: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'data' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'redis' } } }],
         extraEgress: [{ to: [{ ipBlock: { cidr: '192.168.1.60/32' } }], ports: [{ port: 9000, protocol: 'TCP' }] }]
       },
       affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/arch', operator: 'In', values: ['arm64'] }] }] } } },

@@ -56,7 +56,7 @@ export interface RelayMetric {
 
 const le = (buckets: number[]): string[] => [...buckets.map(String), '+Inf']
 
-/** What the relay exports (README "Metrics"; the last five since issue 12 and the overload issue). */
+/** What the relay exports (README "Metrics"; the last six since issue 12 and the overload issue). */
 export const RELAY_METRICS: Record<string, RelayMetric> = {
   relay_http_requests_total: { type: 'counter', labels: ['method', 'endpoint', 'status'] },
   relay_http_request_duration_seconds: { type: 'histogram', labels: ['method', 'endpoint', 'status'], buckets: le([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]) },
@@ -66,7 +66,8 @@ export const RELAY_METRICS: Record<string, RelayMetric> = {
   relay_upstream_requests_in_flight: { type: 'gauge', labels: [] },
   relay_queue_length: { type: 'gauge', labels: [] },
   relay_queue_wait_seconds: { type: 'histogram', labels: [], buckets: le([0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]) },
-  relay_rejected_requests_total: { type: 'counter', labels: ['reason'], values: { reason: ['queue_full', 'queue_timeout', 'client_concurrency', 'rate_limit', 'overloaded'] } }
+  relay_rejected_requests_total: { type: 'counter', labels: ['reason'], values: { reason: ['queue_full', 'queue_timeout', 'client_concurrency', 'rate_limit', 'overloaded'] } },
+  relay_rate_limit_store_errors_total: { type: 'counter', labels: [] }
 }
 
 /** The series names a metric is stored under: histograms as _bucket, _sum and _count. */

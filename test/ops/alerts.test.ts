@@ -15,7 +15,7 @@ import {
 
 const TESTS_DIR = fileURLToPath(new URL('./alerts/', import.meta.url))
 const FILES = readdirSync(TESTS_DIR).filter((f) => f.endsWith('.yaml')).sort()
-const ALERTS = ['RelayDown', 'RelayUpstreamUnreachable', 'RelayNotReady', 'RelayHighErrorRate', 'RelaySlowFirstByte', 'RelayOverloaded']
+const ALERTS = ['RelayDown', 'RelayUpstreamUnreachable', 'RelayNotReady', 'RelayHighErrorRate', 'RelaySlowFirstByte', 'RelayOverloaded', 'RelayRateLimitStoreDown']
 
 interface UnitTest {
   name: string
@@ -38,9 +38,9 @@ describe('the rendered alerts, through promtool', { concurrency: true, skip: ski
     assertTools('promtool')
     const everything = MATRIX.find((c) => c.name === 'everything on')?.values as object
     const cases: Array<[string, object, number]> = [
-      ['defaults', MONITORING_VALUES, 6],
-      ['everything on', everything, 5],
-      ['jobLabel and other reasons', { metrics: { serviceMonitor: { enabled: true, jobLabel: 'app.kubernetes.io/name' }, prometheusRule: { enabled: true, alerts: { RelayOverloaded: { reasons: ['client_concurrency'], threshold: 0.0001 }, RelaySlowFirstByte: { thresholdSeconds: 299.5 } } } } }, 6]
+      ['defaults', MONITORING_VALUES, 7],
+      ['everything on', everything, 6],
+      ['jobLabel and other reasons', { metrics: { serviceMonitor: { enabled: true, jobLabel: 'app.kubernetes.io/name' }, prometheusRule: { enabled: true, alerts: { RelayOverloaded: { reasons: ['client_concurrency'], threshold: 0.0001 }, RelaySlowFirstByte: { thresholdSeconds: 299.5 } } } } }, 7]
     ]
     for (const [name, values, count] of cases) {
       const { file, groups } = await renderedRules(values)
@@ -75,7 +75,8 @@ describe('the rendered alerts, through promtool', { concurrency: true, skip: ski
             RelayNotReady: { for: '1h' },
             RelayHighErrorRate: { threshold: 0.5 },
             RelaySlowFirstByte: { thresholdSeconds: 100 },
-            RelayOverloaded: { threshold: 0.5 }
+            RelayOverloaded: { threshold: 0.5 },
+            RelayRateLimitStoreDown: { for: '1h' }
           }
         }
       }

@@ -69,6 +69,11 @@ describe('the dashboard JSON', () => {
     assert.match(exprs(errors)[0] as string, /^sum by \(reason\) \(rate\(relay_upstream_errors_total\{/)
     const rejections = panel(/^Rejected requests by reason$/)
     assert.match(exprs(rejections)[0] as string, /^sum by \(reason\) \(rate\(relay_rejected_requests_total\{/)
+    // The overload issue: the shared rate-limit store's failures (Redis, or the cluster primary), per pod.
+    const store = panel(/^Rate-limit store errors$/)
+    assert.deepEqual(exprs(store).map((e) => metricNames(e)), [['relay_rate_limit_store_errors_total']])
+    assert.match(exprs(store)[0] as string, /^sum by \(pod\) \(rate\(relay_rate_limit_store_errors_total\{/)
+    assert.match(store.description, /RelayRateLimitStoreDown/, 'points at the alert\'s runbook')
 
     const cpu = panel(/^Pod CPU against its limit$/)
     assert.deepEqual(exprs(cpu).map((e) => metricNames(e)[0]), ['container_cpu_usage_seconds_total', 'kube_pod_container_resource_limits'])

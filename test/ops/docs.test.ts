@@ -13,7 +13,7 @@ import { RELAY_METRICS, renderedRules } from '../helpers/chart-monitoring.js'
 const chartReadme = readFileSync(join(CHART_DIR, 'README.md'), 'utf8')
 const values = parseYaml(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8'))
 const chart = parseYaml(readFileSync(join(CHART_DIR, 'Chart.yaml'), 'utf8')) as { home: string }
-const ALERTS = ['RelayDown', 'RelayUpstreamUnreachable', 'RelayNotReady', 'RelayHighErrorRate', 'RelaySlowFirstByte', 'RelayOverloaded']
+const ALERTS = ['RelayDown', 'RelayUpstreamUnreachable', 'RelayNotReady', 'RelayHighErrorRate', 'RelaySlowFirstByte', 'RelayOverloaded', 'RelayRateLimitStoreDown']
 
 /** The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to dashes. */
 function anchor (heading: string): string {

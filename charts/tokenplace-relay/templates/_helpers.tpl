@@ -109,12 +109,22 @@ app.kubernetes.io/component: test
 {{- regexReplaceAll "\\.?0+$" (printf "%.3f" (float64 .)) "" }}
 {{- end }}
 
-{{/* Seconds of grace the kubelet gives the pod after SIGTERM: the relay's delay + drain + 10 s margin,
-  unless terminationGracePeriodSeconds is set (validated to exceed delay + drain). */}}
+{{/* Seconds of grace the kubelet gives the pod after SIGTERM: the relay's delay + drain + 15 s margin,
+  unless terminationGracePeriodSeconds is set (validated to exceed delay + drain). The relay's own
+  backstops fire past delay + drain too: a worker's (or a single process's) after one
+  BACKSTOP_MARGIN_MS (5 s, src/shutdown.ts), the cluster primary's after two (10 s), and each logs
+  what hung before it exits. 15 s leaves the primary 5 s to do that before the kubelet's SIGKILL;
+  at 10 s both would land at the same moment and a hung drain might never be logged. */}}
+{{- define "tokenplace-relay.graceMarginSeconds" -}}15{{- end }}
+{{/* Seconds past delay + drain after which the relay's own backstop exits: one BACKSTOP_MARGIN_MS for
+  a single process (relay.workers=1), two for the cluster primary. */}}
+{{- define "tokenplace-relay.backstopSeconds" -}}
+{{- if eq (int64 .Values.relay.workers) 1 }}5{{ else }}10{{ end }}
+{{- end }}
 {{- define "tokenplace-relay.terminationGracePeriodSeconds" -}}
 {{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
 {{- $drain := addf (float64 .Values.relay.shutdownDelaySeconds) (float64 .Values.relay.shutdownTimeoutSeconds) }}
-{{- printf "%d" (add (int64 (ceil $drain)) 10) }}
+{{- printf "%d" (add (int64 (ceil $drain)) (include "tokenplace-relay.graceMarginSeconds" . | int64)) }}
 {{- else }}
 {{- printf "%d" (int64 .Values.terminationGracePeriodSeconds) }}
 {{- end }}
@@ -327,6 +337,34 @@ app.kubernetes.io/component: test
 {{- if and .Values.metrics.dashboard.enabled (not .Values.metrics.dashboard.labels) }}
 {{- $lines = append $lines "metrics.dashboard.labels is empty, so no Grafana sidecar picks the dashboard ConfigMap up: set the label your sidecar watches (kube-prometheus-stack: --set metrics.dashboard.labels.grafana_dashboard=1), or import the dashboard by hand as shown below." }}
 {{- end }}
+{{- if not (kindIs "invalid" .Values.terminationGracePeriodSeconds) }}
+{{- $drain := addf (float64 .Values.relay.shutdownDelaySeconds) (float64 .Values.relay.shutdownTimeoutSeconds) }}
+{{- $backstop := include "tokenplace-relay.backstopSeconds" . | int64 }}
+{{- $limit := addf $drain (float64 $backstop) }}
+{{- if le (float64 .Values.terminationGracePeriodSeconds) $limit }}
+{{- $lines = append $lines (printf "terminationGracePeriodSeconds=%d ends no later than the relay's own backstop (relay.shutdownDelaySeconds + relay.shutdownTimeoutSeconds + %d s = %s s with relay.workers=%d), so the kubelet's SIGKILL can land before the relay logs which requests hung its drain. Leave it null (computed: %s) or set it above %s." (int64 .Values.terminationGracePeriodSeconds) $backstop (include "tokenplace-relay.decimal" $limit) (int64 .Values.relay.workers) (add (int64 (ceil $drain)) (include "tokenplace-relay.graceMarginSeconds" . | int64) | toString) (include "tokenplace-relay.decimal" $limit)) }}
+{{- end }}
+{{- end }}
+{{- $limits := .Values.relay.limits }}
+{{- $perClient := or (gt (int64 $limits.maxConcurrentPerClient) 0) (gt (int64 $limits.rateLimit) 0) }}
+{{- if and .Values.ingress.enabled $perClient (not (include "tokenplace-relay.list" .Values.relay.trustProxy | fromJsonArray)) }}
+{{- $counted := list }}
+{{- if gt (int64 $limits.maxConcurrentPerClient) 0 }}{{ $counted = append $counted (printf "%d requests at once" (int64 $limits.maxConcurrentPerClient)) }}{{ end }}
+{{- if gt (int64 $limits.rateLimit) 0 }}{{ $counted = append $counted (printf "%d requests per %s s" (int64 $limits.rateLimit) (include "tokenplace-relay.decimal" $limits.rateLimitWindowSeconds)) }}{{ end }}
+{{- $lines = append $lines (printf "relay.trustProxy is empty, so behind the Ingress every request comes from the ingress controller's address and the per-client limits (relay.limits.maxConcurrentPerClient, relay.limits.rateLimit) count all clients as one: %s for everybody together. Trust the ingress controller's pods, e.g. --set relay.trustProxy={10.42.0.0/16} on k3s (kubectl -n kube-system get pods -l app.kubernetes.io/name=traefik -o wide shows their addresses)." (join " and " $counted)) }}
+{{- end }}
+{{- $replicas := include "tokenplace-relay.maxReplicas" . | int64 }}
+{{- if and (gt $replicas 1) (gt (int64 $limits.rateLimit) 0) (not .Values.redis.existingSecret) }}
+{{- $scale := ternary (printf "up to %d replicas (autoscaling.maxReplicas)" $replicas) (printf "%d replicas (replicaCount)" $replicas) (and .Values.autoscaling.enabled true) }}
+{{- $lines = append $lines (printf "relay.limits.rateLimit=%d is counted by each pod and no Redis shares the count (redis.existingSecret is empty), so with %s a client gets up to %d requests per %s s. Share it: kubectl -n %s create secret generic relay-redis --from-literal=url='redis://:PASSWORD@redis-master.redis:6379' and --set redis.existingSecret=relay-redis (networkPolicy.redisPeers admits it), or divide relay.limits.rateLimit by the replicas." (int64 $limits.rateLimit) $scale (mul $replicas (int64 $limits.rateLimit)) (include "tokenplace-relay.decimal" $limits.rateLimitWindowSeconds) .Release.Namespace) }}
+{{- end }}
+{{- if .Values.redis.existingSecret }}
+{{- if eq (int64 $limits.rateLimit) 0 }}
+{{- $lines = append $lines (printf "redis.existingSecret=%s is set, but relay.limits.rateLimit=0: Redis holds only the rate limit's counts, so the relay never connects to it. Set relay.limits.rateLimit, or drop redis.existingSecret." .Values.redis.existingSecret) }}
+{{- else if and $np.enabled (not (include "tokenplace-relay.list" $np.redisPeers | fromJsonArray)) (not (include "tokenplace-relay.list" $np.extraEgress | fromJsonArray)) }}
+{{- $lines = append $lines (printf "networkPolicy.redisPeers is empty, so the NetworkPolicy blocks Redis: the relay serves without the rate limit and counts relay_rate_limit_store_errors_total. Set it to your Redis pods (e.g. [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: redis}}, podSelector: {matchLabels: {app.kubernetes.io/name: redis}}}]) or, outside the cluster, [{ipBlock: {cidr: <its IP>/32}}]; the rule opens redis.port=%d." (int64 .Values.redis.port)) }}
+{{- end }}
+{{- end }}
 {{- if and (include "tokenplace-relay.upstreamCaFile" .) (not (hasPrefix "https://" (include "tokenplace-relay.upstreamUrl" .))) }}
 {{- $lines = append $lines (printf "upstream.ca is set, but the relay dials %s over plain http, so the CA is never used: point upstream.url at the GPU server's https:// URL, or drop upstream.ca." (include "tokenplace-relay.upstreamUrl" .)) }}
 {{- end }}
@@ -344,6 +382,48 @@ app.kubernetes.io/component: test
 {{- if and $np.allowDns (not (include "tokenplace-relay.list" $np.dnsPeers | fromJsonArray)) (not (regexMatch "^[0-9.]+$|:" (include "tokenplace-relay.upstreamHost" .))) }}
 {{- $lines = append $lines (printf "networkPolicy.dnsPeers is empty, so the NetworkPolicy allows no DNS and the relay can't resolve %s (readiness stays 503): set it to your cluster DNS pods (k3s: k8s-app=kube-dns in kube-system)." (include "tokenplace-relay.upstreamHost" .)) }}
 {{- end }}
+{{- end }}
+{{- toJson $lines }}
+{{- end }}
+
+{{/* The most replicas that can run at once: autoscaling.maxReplicas with the HPA, else replicaCount.
+  Every limit of relay.limits is per pod, so this many times the cap can reach the GPU server. */}}
+{{- define "tokenplace-relay.maxReplicas" -}}
+{{- if .Values.autoscaling.enabled }}{{ int64 .Values.autoscaling.maxReplicas }}{{ else }}{{ int64 .Values.replicaCount }}{{ end }}
+{{- end }}
+
+{{/* What relay.limits does, as lines for NOTES.txt (a JSON list): each limit that is on, and what
+  per pod means with more than one replica. */}}
+{{- define "tokenplace-relay.limitsSummary" -}}
+{{- $l := .Values.relay.limits }}
+{{- $lines := list }}
+{{- if gt (int64 $l.maxConcurrent) 0 }}
+{{- $wait := ternary "none may wait: one more gets 503 at once" (printf "%d more wait up to %s s, then 503" (int64 $l.queueLimit) (include "tokenplace-relay.decimal" $l.queueTimeoutSeconds)) (eq (int64 $l.queueLimit) 0) }}
+{{- $lines = append $lines (printf "GPU server: at most %d requests at once (relay.limits.maxConcurrent); %s." (int64 $l.maxConcurrent) $wait) }}
+{{- else }}
+{{- $lines = append $lines "GPU server: no cap (relay.limits.maxConcurrent=0): every request goes straight to it, however many." }}
+{{- end }}
+{{- $client := list }}
+{{- if gt (int64 $l.maxConcurrentPerClient) 0 }}{{ $client = append $client (printf "%d requests at once" (int64 $l.maxConcurrentPerClient)) }}{{ end }}
+{{- if gt (int64 $l.rateLimit) 0 }}{{ $client = append $client (printf "%d requests per %s s" (int64 $l.rateLimit) (include "tokenplace-relay.decimal" $l.rateLimitWindowSeconds)) }}{{ end }}
+{{- if $client }}
+{{- $lines = append $lines (printf "Per client (an IP address, an IPv6 /64): %s, then 429." (join " and " $client)) }}
+{{- else }}
+{{- $lines = append $lines "Per client: no limit (relay.limits.maxConcurrentPerClient=0, relay.limits.rateLimit=0)." }}
+{{- end }}
+{{- if gt (int64 $l.maxEventLoopDelayMs) 0 }}
+{{- $lines = append $lines (printf "Load shedding: 503 while the relay's event loop lags more than %d ms." (int64 $l.maxEventLoopDelayMs)) }}
+{{- end }}
+{{- $replicas := include "tokenplace-relay.maxReplicas" . | int64 }}
+{{- if and (gt $replicas 1) (gt (int64 $l.maxConcurrent) 0) }}
+{{- $how := ternary (printf "up to %d replicas (autoscaling.maxReplicas)" $replicas) (printf "%d replicas (replicaCount)" $replicas) (and .Values.autoscaling.enabled true) }}
+{{- $lines = append $lines (printf "The cap is per pod: %s x %d = up to %d requests at the GPU server at once. Set relay.limits.maxConcurrent to what the GPU serves well divided by the replicas (4 generations at once, 2 replicas: 2)." $how (int64 $l.maxConcurrent) (mul $replicas (int64 $l.maxConcurrent))) }}
+{{- end }}
+{{- if and (gt $replicas 1) (gt (int64 $l.maxConcurrentPerClient) 0) }}
+{{- $lines = append $lines (printf "The per-client limit is per pod too: one client may hold up to %d x %d = %d requests at once across the replicas." $replicas (int64 $l.maxConcurrentPerClient) (mul $replicas (int64 $l.maxConcurrentPerClient))) }}
+{{- end }}
+{{- if and .Values.redis.existingSecret (gt (int64 $l.rateLimit) 0) }}
+{{- $lines = append $lines (printf "The rate limit is counted in Redis (RELAY_REDIS_URL from Secret %q, key %q), shared by every pod; while Redis is unreachable the relay serves without it and counts relay_rate_limit_store_errors_total." .Values.redis.existingSecret .Values.redis.key) }}
 {{- end }}
 {{- toJson $lines }}
 {{- end }}
@@ -391,7 +471,7 @@ endpoint!~"/healthz|/livez"
 {{- define "tokenplace-relay.enabledAlerts" -}}
 {{- $alerts := .Values.metrics.prometheusRule.alerts | default dict }}
 {{- $names := list }}
-{{- range list "RelayDown" "RelayUpstreamUnreachable" "RelayNotReady" "RelayHighErrorRate" "RelaySlowFirstByte" "RelayOverloaded" }}
+{{- range list "RelayDown" "RelayUpstreamUnreachable" "RelayNotReady" "RelayHighErrorRate" "RelaySlowFirstByte" "RelayOverloaded" "RelayRateLimitStoreDown" }}
 {{- $alert := get $alerts . }}
 {{- if and (kindIs "map" $alert) $alert.enabled }}{{ $names = append $names . }}{{ end }}
 {{- end }}

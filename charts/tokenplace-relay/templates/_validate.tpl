@@ -146,13 +146,26 @@ deployment.yaml. Types, formats and unknown keys are refused earlier by values.s
 {{- $mountPaths = append $mountPaths $path }}
 {{- end }}
 
+{{- /* Redis ------------------------------------------------------------------------------------
+  redis.existingSecret names the Secret that holds RELAY_REDIS_URL. Neither message repeats the value:
+  a URL pasted there by mistake carries the password. */}}
+{{- with .Values.redis.existingSecret }}
+{{- if contains "://" . }}
+{{- fail (printf "redis.existingSecret holds a URL, but it must name a Secret that holds the URL, never the URL itself (it carries the password, which would be kept in the release's values): kubectl -n %s create secret generic relay-redis --from-literal=url='redis://:PASSWORD@redis-master.redis:6379', then --set redis.existingSecret=relay-redis" $.Release.Namespace) }}
+{{- end }}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$" .) }}
+{{- fail "redis.existingSecret is not a Secret name (lower-case letters, digits, '-' and '.'): it names the Secret that holds the Redis URL, e.g. relay-redis" }}
+{{- end }}
+{{- end }}
+
 {{- /* Environment and labels ------------------------------------------------------------------- */}}
-{{- $managed := list "RELAY_PORT" "RELAY_WORKERS" "RELAY_LOG_LEVEL" "UPSTREAM_URL" "RELAY_UPSTREAM_TIMEOUT_SECONDS" "RELAY_BODY_LIMIT_BYTES" "RELAY_SHUTDOWN_DELAY_SECONDS" "RELAY_SHUTDOWN_TIMEOUT_SECONDS" "RELAY_TRUST_PROXY" "RELAY_METRICS_TOKEN" }}
+{{- $managed := list "RELAY_PORT" "RELAY_WORKERS" "RELAY_LOG_LEVEL" "UPSTREAM_URL" "RELAY_UPSTREAM_TIMEOUT_SECONDS" "RELAY_BODY_LIMIT_BYTES" "RELAY_SHUTDOWN_DELAY_SECONDS" "RELAY_SHUTDOWN_TIMEOUT_SECONDS" "RELAY_TRUST_PROXY" "RELAY_METRICS_TOKEN" "RELAY_MAX_CONCURRENT" "RELAY_QUEUE_LIMIT" "RELAY_QUEUE_TIMEOUT_SECONDS" "RELAY_MAX_CONCURRENT_PER_CLIENT" "RELAY_RATE_LIMIT" "RELAY_RATE_LIMIT_WINDOW_SECONDS" "RELAY_MAX_EVENT_LOOP_DELAY_MS" "RELAY_REDIS_URL" }}
 {{- if include "tokenplace-relay.upstreamCaFile" . }}{{ $managed = append $managed "NODE_EXTRA_CA_CERTS" }}{{ end }}
 {{- $seen := list }}
 {{- range include "tokenplace-relay.list" .Values.extraEnv | fromJsonArray }}
 {{- if has .name $managed }}
-{{- fail (printf "extraEnv sets %s, which the chart sets from its values (see the chart's README): set that value instead%s" .name (ternary " (upstream.ca mounts the CA and sets it)" "" (eq .name "NODE_EXTRA_CA_CERTS"))) }}
+{{- $hint := dict "NODE_EXTRA_CA_CERTS" " (upstream.ca mounts the CA and sets it)" "RELAY_REDIS_URL" " (redis.existingSecret names the Secret that holds it)" }}
+{{- fail (printf "extraEnv sets %s, which the chart sets from its values (see the chart's README): set that value instead%s" .name (get $hint .name)) }}
 {{- end }}
 {{- if has .name $seen }}
 {{- fail (printf "extraEnv sets %s twice" .name) }}

@@ -3,7 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnRelay, type RelayProcess } from '../helpers/relay.js'
-import { startUpstream } from '../helpers/upstreams.js'
+import { startUpstream, waitFor } from '../helpers/upstreams.js'
 import { requestAs } from '../helpers/clients.js'
 import { metricsText } from '../helpers/metrics.js'
 import { REDIS_AVAILABLE, startRedis } from '../helpers/redis.js'
@@ -43,8 +43,9 @@ test('two relays with one Redis share one rate limit; Redis dying keeps requests
   assert.ok(Number(/^relay_rate_limit_store_errors_total (\d+)/m.exec(await metricsText(a.url))?.[1]) >= 1, 'the failures are counted')
 
   await redis.start()
-  await a.logs.waitFor((l) => l.msg.startsWith('rate-limit store reachable again'), 10_000)
-  await b.logs.waitFor((l) => l.msg.startsWith('rate-limit store reachable again'), 10_000)
+  // Each process has its own connection: b's two workers both have to be back.
+  const recovered = (relay: RelayProcess): number => relay.logs.lines.filter((l) => l.msg.startsWith('rate-limit store reachable again')).length
+  await waitFor(() => recovered(a) === 1 && recovered(b) === 2, 10_000, 'every process to reconnect to Redis')
   // A fresh Redis has no counts: a new client gets its 4, shared again across both relays.
   assert.deepEqual(await statuses([a, b], '198.51.100.2', 6), [200, 200, 200, 200, 429, 429])
   assert.equal(a.logs.lines.filter((l) => l.msg.startsWith('rate-limit store reachable again')).length, 1, 'the recovery is logged once')

@@ -73,6 +73,8 @@ export interface TokenStreamsResult {
   /** Receipt − the upstream's send time of every event received in the window, µs */
   windowDelaysUs: Float64Array
   windowMs: number
+  /** From the first connection to the last stream's first event */
+  openMs: number
 }
 
 /**
@@ -100,6 +102,7 @@ export function runTokenStreams (o: TokenStreamsOptions): Promise<TokenStreamsRe
   let windowEnd: number | undefined
   let failed = false
   const t0 = performance.now()
+  const t0Ns = Number(process.hrtime.bigint())
   return new Promise((resolve, reject) => {
     const fail = (why: string): void => {
       failed = true
@@ -181,7 +184,7 @@ export function runTokenStreams (o: TokenStreamsOptions): Promise<TokenStreamsRe
         if (++ended === o.streams) {
           clearTimeout(deadline)
           const windowMs = windowStart !== undefined && windowEnd !== undefined ? (windowEnd - windowStart) / 1e6 : 0
-          resolve({ received, outOfOrder, cut, windowDelaysUs: delays.subarray(0, inWindow), windowMs })
+          resolve({ received, outOfOrder, cut, windowDelaysUs: delays.subarray(0, inWindow), windowMs, openMs: windowStart === undefined ? NaN : windowStart / 1e6 - t0Ns / 1e6 })
         } else if (open < o.streams) {
           pump()
         }

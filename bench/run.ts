@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { download, openIdleConnections, runTokenStreams, timeSseStream, upload } from './lib/clients.js'
 import { USAGE, parseOptions, type BenchOptions } from './lib/options.js'
 import { allowedCpus, cpuNs, cpuTicks, hwmBytes, readCpuTimes, readLoadavg, readProcStat, resetPeakRss, rssBytes } from '../harness/proc.js'
-import { ProcessRegistry, has, httpGet } from './lib/processes.js'
+import { ProcessRegistry, ensureFdLimit, has, httpGet } from './lib/processes.js'
 import { LogCollector } from '../harness/log-lines.js'
 import { onExit } from '../harness/process-group.js'
 import { isNoisy, renderMarkdown, renderStdout } from './lib/report.js'
@@ -30,18 +30,6 @@ const log = (message: string): void => { process.stderr.write(`[bench ${((perfor
 function output (cmd: string, args: string[]): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8', cwd: ROOT })
   return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim()
-}
-
-/** The open-files limit; re-runs this script under a raised one when it is too low for the idle connections. */
-function ensureFdLimit (needed: number): number {
-  const soft = Number(output('sh', ['-c', 'ulimit -n']))
-  if (soft >= needed || process.env.BENCH_FD_RAISED === '1') return soft
-  const hard = output('sh', ['-c', 'ulimit -Hn'])
-  const target = hard === 'unlimited' ? needed : Math.min(needed, Number(hard))
-  log(`raising the open-files limit from ${soft} to ${target} and starting again`)
-  const r = spawnSync('sh', ['-c', `ulimit -n ${target} && exec "$@"`, 'sh', process.execPath, ...process.execArgv, ...process.argv.slice(1)],
-    { stdio: 'inherit', env: { ...process.env, BENCH_FD_RAISED: '1' } })
-  process.exit(r.status ?? 1)
 }
 
 function resolveNode (choice: string): string {
@@ -72,7 +60,7 @@ function packageVersion (name: string): string {
   }
 }
 
-function versions (relayNode: string, haproxy: boolean): Record<string, string> {
+function versions (relayNode: string, systems: readonly SystemId[]): Record<string, string> {
   const commit = output('git', ['rev-parse', '--short=12', 'HEAD'])
   const dirty = output('git', ['status', '--porcelain', '--', 'src', 'package.json', 'package-lock.json']) !== ''
   const v: Record<string, string> = {
@@ -82,7 +70,8 @@ function versions (relayNode: string, haproxy: boolean): Record<string, string> 
     nginx: output('nginx', ['-v']).replace(/^nginx version: /, ''),
     wrk: output('wrk', ['-v']).split('\n')[0]?.replace(/^wrk /, '').replace(/ Copyright.*$/, '') ?? '?'
   }
-  if (haproxy) v.haproxy = /version (\S+)/.exec(output('haproxy', ['-v']))?.[1] ?? '?'
+  if (systems.includes('haproxy')) v.haproxy = /version (\S+)/.exec(output('haproxy', ['-v']))?.[1] ?? '?'
+  if (systems.includes('caddy')) v.caddy = output('caddy', ['version']).split(' ')[0] ?? '?'
   for (const name of ['fastify', '@fastify/http-proxy', '@fastify/reply-from', 'undici', 'pino', 'prom-client']) v[name] = packageVersion(name)
   return v
 }
@@ -509,7 +498,7 @@ async function main (): Promise<void> {
     throw new Error(`${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} missing. On Debian or Ubuntu: sudo apt-get install ${missing.join(' ')} haproxy (haproxy is optional); on Fedora: sudo dnf install ${missing.join(' ')} haproxy; on macOS this benchmark does not run (it reads Linux /proc).`)
   }
   if (!existsSync(join(ROOT, 'dist/server.js'))) throw new Error('dist/server.js is missing: run `npm run build` first (`npm run bench` does)')
-  const fdLimit = ensureFdLimit(Math.max(4096, options.idleConnections * 3 + 1024, Math.max(...options.streamCounts) * 3 + 1024))
+  const fdLimit = ensureFdLimit(Math.max(4096, options.idleConnections * 3 + 1024, Math.max(...options.streamCounts) * 3 + 1024), log)
 
   if (options.waitQuietSeconds > 0) {
     const deadline = Date.now() + options.waitQuietSeconds * 1000
@@ -601,7 +590,7 @@ async function main (): Promise<void> {
         date: new Date().toISOString(),
         elapsedSeconds: (performance.now() - started) / 1000,
         machine: machine(),
-        versions: versions(node, options.systems.includes('haproxy')),
+        versions: versions(node, options.systems),
         pinning: { proxyCpus: cpus.proxy, generatorCpus: cpus.generator, note: cpus.note },
         load: { before: loadBefore, after: readLoadavg().one, samples: bench.loadSamples, speedProbes: bench.speedProbes },
         maxLoad: options.maxLoad,

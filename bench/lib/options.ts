@@ -63,7 +63,7 @@ export const USAGE = `npm run bench -- [options]          (or: npx tsx bench/run
                            quick 40), --stream-rate=N events per second per stream (default 20)
   --node=node24|system|PATH  Node.js for the relay and the Node.js rows (default node24, the image's,
                            via scripts/node24)                               env BENCH_NODE
-  --out=DIR                where RESULTS.md, latency.svg, results.json go (default bench/)  env BENCH_OUT
+  --out=DIR                where RESULTS.md, the plots, results.json go (default bench/)  env BENCH_OUT
   --max-load=L             1-minute load average that marks the run noisy (default 0.5)
   --wait-quiet[=S]         wait up to S seconds (default 300) for the load to drop below --max-load
   --no-pin                 don't pin with taskset

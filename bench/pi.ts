@@ -288,10 +288,10 @@ async function streamStep (c: Container, streams: number, upstreamPort: number, 
         clearInterval(sampler)
       }
     })
-    const stats = JSON.parse((await httpGet(`http://127.0.0.1:${upstreamPort}/tokens/stats?run=${run}`)).body) as { sent: number }
+    const stats = JSON.parse((await httpGet(`http://127.0.0.1:${upstreamPort}/tokens/stats?run=${run}`)).body) as { sent: number, unsent: number }
     if (before === undefined || after === undefined) return { workers: c.workers, streams, passed: false, why: 'no window: streams were cut before all were open' }
     const delays = delayPercentiles(result.windowDelaysUs)
-    const lost = Math.max(0, stats.sent - result.received)
+    const lost = Math.max(0, stats.sent - result.received) + stats.unsent
     const p99Ms = delays.p99 / 1000
     return {
       workers: c.workers,

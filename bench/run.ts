@@ -13,7 +13,7 @@ import { ProcessRegistry, ensureFdLimit, has, httpGet } from './lib/processes.js
 import { LogCollector } from '../harness/log-lines.js'
 import { onExit } from '../harness/process-group.js'
 import { isNoisy, renderMarkdown, renderStdout } from './lib/report.js'
-import { evaluateStreamTargets, evaluateTargets, size, summarise, summariseStreams, type IdleRun, type Results, type SseRun, type StreamRun, type SystemRecord, type ThroughputRun, type TransferRun, type WorkersRun } from './lib/results.js'
+import { evaluateStreamTargets, evaluateTargets, lostEvents, size, summarise, summariseStreams, type IdleRun, type Results, type SseRun, type StreamRun, type SystemRecord, type ThroughputRun, type TransferRun, type WorkersRun } from './lib/results.js'
 import { delayPercentiles, median, rotate } from './lib/stats.js'
 import { latencySvg } from './lib/svg.js'
 import { JSON_BODY, REQUEST_SYSTEMS, STREAM_SYSTEMS, SYSTEM_DESCRIPTIONS, compileServers, SYSTEM_LABELS, startSystem, startUpstreams, type Phase, type RunningSystem, type StartContext, type SystemId, type Upstreams } from './lib/systems.js'
@@ -315,7 +315,7 @@ class Bench {
           const r = await this.streamRun(t, n, round, t.id === 'direct' ? undefined : idle.get(t.id), intervalMs, streamEvents * intervalMs)
           this.results.streams.push(r)
           if (t.id === 'relay') this.relayRequestsSent += n
-          log(`streams round ${round}, ${n} through ${t.id}: open in ${r.openSeconds.toFixed(1)} s, ${r.cpuUsPerEvent?.toFixed(1) ?? '—'} µs/event, added delay p50 ${r.delayMs.p50.toFixed(2)} / p99 ${r.delayMs.p99.toFixed(2)} ms, ${r.sent - r.received} lost, generator ${r.generatorCores.toFixed(2)} cores`)
+          log(`streams round ${round}, ${n} through ${t.id}: open in ${r.openSeconds.toFixed(1)} s, ${r.cpuUsPerEvent?.toFixed(1) ?? '—'} µs/event, added delay p50 ${r.delayMs.p50.toFixed(2)} / p99 ${r.delayMs.p99.toFixed(2)} ms, ${lostEvents(r)} lost, generator ${r.generatorCores.toFixed(2)} cores`)
           await sleep(300)
         }
       }
@@ -357,7 +357,7 @@ class Bench {
     } finally {
       clearInterval(sampler)
     }
-    const stats = JSON.parse((await httpGet(`http://127.0.0.1:${this.upstreams.ports.stream}/tokens/stats?run=${encodeURIComponent(run)}`)).body) as { sent?: number }
+    const stats = JSON.parse((await httpGet(`http://127.0.0.1:${this.upstreams.ports.stream}/tokens/stats?run=${encodeURIComponent(run)}`)).body) as { sent?: number, unsent?: number }
     if (before === undefined || after === undefined || stats.sent === undefined) throw new Error(`${streams} streams through ${target.id}: no window (${result.cut} streams cut short)`)
     const seconds = (after.at - before.at) / 1000
     const events = result.windowDelaysUs.length
@@ -376,6 +376,7 @@ class Bench {
       delayMs: { p50: delays.p50 / 1000, p99: delays.p99 / 1000, max: delays.max / 1000 },
       sent: stats.sent,
       received: result.received,
+      unsent: stats.unsent ?? 0,
       outOfOrder: result.outOfOrder,
       cut: result.cut,
       idleRssBytes,

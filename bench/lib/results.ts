@@ -47,6 +47,8 @@ export interface StreamRun {
   /** Events the upstream sent and the client received over the whole run */
   sent: number
   received: number
+  /** Events streams cut short would have carried up to the run's end (the upstream's count) */
+  unsent: number
   outOfOrder: number
   /** Streams that ended early */
   cut: number
@@ -324,8 +326,8 @@ export function evaluateTargets (summary: Summary, results: Results): Target[] {
   return targets
 }
 
-/** Events lost in a run: sent by the upstream and never received (a stream cut short loses the rest of its own). */
-export const lostEvents = (r: StreamRun): number => Math.max(0, r.sent - r.received)
+/** Events lost in a run: sent by the upstream and never received, and those a stream cut short never carried. */
+export const lostEvents = (r: StreamRun): number => Math.max(0, r.sent - r.received) + r.unsent
 
 /** (RSS with every stream open − RSS before any) ÷ streams, bytes; undefined without a proxy. */
 export function rssPerStream (r: StreamRun): number | undefined {

@@ -38,7 +38,16 @@ function sse (req: IncomingMessage, res: ServerResponse, events: number, interva
 
 /** Bytes of each token event, `data: ` to the blank line: an LLM server's one token in JSON. */
 const TOKEN_EVENT_BYTES = 60
-interface TokenRun { streams: number, opened: number, sent: number, ended: number, cut: number, endAt: number | undefined }
+interface TokenRun {
+  streams: number
+  opened: number
+  sent: number
+  ended: number
+  cut: number
+  endAt: number | undefined
+  /** Of each stream cut short: when it started and how many events it had sent */
+  cutShort: Array<{ started: number, sent: number, interval: number }>
+}
 const tokenRuns = new Map<string, TokenRun>()
 
 /**
@@ -49,7 +58,7 @@ const tokenRuns = new Map<string, TokenRun>()
  */
 function tokens (req: IncomingMessage, res: ServerResponse, url: URL): void {
   const id = url.searchParams.get('run') ?? ''
-  const run = tokenRuns.get(id) ?? { streams: numberParam(url, 'streams', 1), opened: 0, sent: 0, ended: 0, cut: 0, endAt: undefined }
+  const run = tokenRuns.get(id) ?? { streams: numberParam(url, 'streams', 1), opened: 0, sent: 0, ended: 0, cut: 0, endAt: undefined, cutShort: [] }
   tokenRuns.set(id, run)
   const interval = Math.max(1, numberParam(url, 'interval', 50))
   const windowMs = numberParam(url, 'window', 5000)
@@ -74,7 +83,9 @@ function tokens (req: IncomingMessage, res: ServerResponse, url: URL): void {
   }
   res.on('close', () => {
     clearTimeout(timer)
-    if (!res.writableEnded) run.cut++
+    if (res.writableEnded) return
+    run.cut++
+    run.cutShort.push({ started, sent: i, interval })
   })
   req.resume()
   next()
@@ -123,9 +134,13 @@ const server = createServer({ keepAliveTimeout: 120_000 }, (req, res) => {
       tokens(req, res, url)
       return
     case 'GET /tokens/stats': {
-      // What the upstream sent in a run (the client's received count is compared with it), then forgotten.
+      // What the upstream sent in a run (the client's received count is compared with it), and the
+      // events that streams cut short would have carried up to the run's end; then forgotten.
       const id = url.searchParams.get('run') ?? ''
-      const body = JSON.stringify(tokenRuns.get(id) ?? {})
+      const run = tokenRuns.get(id)
+      const endAt = run?.endAt ?? performance.now()
+      const unsent = run?.cutShort.reduce((n, c) => n + Math.max(0, Math.ceil((endAt - c.started) / c.interval) + 1 - c.sent), 0)
+      const body = JSON.stringify(run === undefined ? {} : { ...run, cutShort: undefined, unsent })
       tokenRuns.delete(id)
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
       res.end(body)

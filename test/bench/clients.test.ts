@@ -123,6 +123,18 @@ test('token streams through the real upstream: 60-byte events, every one receive
   assert.ok(result.windowMs >= 90, `a window of ${result.windowMs} ms`)
   assert.ok(result.windowDelaysUs.length >= 20 * 8, `${result.windowDelaysUs.length} events in the window`)
   for (const delay of result.windowDelaysUs) assert.ok(delay >= 0, `received before it was sent: ${delay} µs`)
+
+  // A stream the client leaves early: the events it never carried count as the upstream's unsent ones.
+  const abort = new AbortController()
+  const cut = await fetch(`${url}/tokens?run=cut&streams=1&interval=10&window=400`, { signal: abort.signal })
+  const reader = (cut.body as ReadableStream<Uint8Array>).getReader()
+  let text = ''
+  while ((text.match(/\n\n/g) ?? []).length < 3) text += new TextDecoder().decode((await reader.read()).value)
+  abort.abort()
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const after = await (await fetch(`${url}/tokens/stats?run=cut`)).json() as { sent: number, cut: number, unsent: number }
+  assert.equal(after.cut, 1)
+  assert.ok(Math.abs(after.sent + after.unsent - 41) <= 2, `${after.sent} sent + ${after.unsent} never sent ≈ the 41 events of 400 ms at 10 ms`)
 })
 
 /** Answers stream k with the events `plan(k)` gives, 5 ms apart; a null cuts the connection there. */

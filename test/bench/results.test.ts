@@ -171,6 +171,7 @@ function streamRun (system: StreamRun['system'], round: number, streams: number,
     delayMs: { p50: p99 / 4, p99, max: p99 * 2 },
     sent: streams * 110,
     received: streams * 110,
+    unsent: 0,
     outOfOrder: 0,
     cut: 0,
     ...(cpu === undefined ? {} : { idleRssBytes: 80 * MB, openRssBytes: 80 * MB + streams * 20 * 1024 }),
@@ -209,6 +210,7 @@ test('streams: medians over rounds, CPU ratios to nginx and to Caddy and p99 ove
 
 test('streams: lost events, RSS per active stream, the reference count', () => {
   assert.equal(lostEvents(streamRun('relay', 1, 10, 60, 5, { sent: 1100, received: 1090 })), 10)
+  assert.equal(lostEvents(streamRun('relay', 1, 10, 60, 5, { sent: 1100, received: 1100, unsent: 40, cut: 1 })), 40, 'a stream cut short loses what it never carried')
   assert.equal(rssPerStream(streamRun('relay', 1, 500, 60, 5, { idleRssBytes: 100 * MB, openRssBytes: 110 * MB })), 10 * MB / 500)
   assert.equal(rssPerStream(streamRun('direct', 1, 500, undefined, 5)), undefined)
   const rows = summariseStreams(streamFixture())

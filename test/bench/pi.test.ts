@@ -106,4 +106,6 @@ test('capacity per worker count: the most carried and the first count above it t
   assert.match(text, /\| 1 \| 350 \| no: p99 60\.0 ms > 50 ms \|/)
   const met = renderPiMarkdown([], { date: 'd', machine: 'm', image: 'i', commit: 'c', options, commands: [], streamSteps: [step(1, 800, true), step(1, 1600, false)] })
   assert.match(met, /: 800 \(RELAY_WORKERS=1\) — ✅ met/)
+  const capped = renderPiMarkdown([], { date: 'd', machine: 'm', image: 'i', commit: 'c', options: parsePiOptions(['--stream-max=200']), commands: [], streamSteps: [step(1, 100, true), step(1, 200, true)] })
+  assert.match(capped, /: 200 \(RELAY_WORKERS=1\) — ⚪ not measured: the search stopped at --stream-max=200/)
 })

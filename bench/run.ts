@@ -127,10 +127,10 @@ class Bench {
     if (r.status === 0 && Number.isFinite(ms)) this.speedProbes.push({ when, ms })
   }
 
-  async startAll (phase: Phase, ids = this.options.systems.filter((id) => REQUEST_SYSTEMS.includes(id)), what = `phase ${phase === 'json' ? 1 : 2}`): Promise<RunningSystem[]> {
+  async startAll (phase: Phase, ids = this.options.systems.filter((id) => REQUEST_SYSTEMS.includes(id)), what = `phase ${phase === 'json' ? 1 : 2}`, ctx = this.ctx): Promise<RunningSystem[]> {
     const running: RunningSystem[] = []
     for (const id of ids) {
-      const system = await startSystem(id, phase, this.upstreams.ports, this.ctx)
+      const system = await startSystem(id, phase, this.upstreams.ports, ctx)
       running.push(system)
       if (!this.commands.includes(system.command)) this.commands.push(`# ${SYSTEM_LABELS[id]}, ${what}${this.cpus.proxy === undefined ? '' : ` (pinned: taskset -c ${this.cpus.proxy})`}`, system.command)
       if (system.config !== undefined) this.configs.set(system.config.name, system.config.text)
@@ -304,7 +304,7 @@ class Bench {
     const direct = { id: 'direct' as const, url: `http://127.0.0.1:${this.upstreams.ports.stream}`, pids: () => [] }
     log(`streams: ${rounds} round(s) × ${streamCounts.join(', ')} concurrent streams × ${ids.length} systems and no proxy; ${streamRate} events/s per stream, ${streamEvents} while all are open`)
     for (let round = 1; round <= rounds; round++) {
-      const systems = await this.startAll('stream', ids, 'streams (started afresh each round)')
+      const systems = await this.startAll('stream', ids, 'streams (started afresh each round)', { ...this.ctx, bodyLimitBytes: undefined })
       // The per-event code made hot (4000 events each) by few streams, which leave little in memory
       // before the idle RSS is read: the first count's streams must not find their memory already there.
       await Promise.all(systems.map(async (s) => await runTokenStreams({ url: s.url, streams: 10, intervalMs: 5, windowMs: 2000, run: `warm-${round}-${s.id}-${Date.now()}` })))

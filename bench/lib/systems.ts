@@ -236,7 +236,8 @@ export interface StartContext {
   servers: Record<ServerName, string>
   /** The repo root: the working directory of the Node.js systems */
   root: string
-  bodyLimitBytes: number
+  /** RELAY_BODY_LIMIT_BYTES in phase 2 (its 1 GB upload); undefined: the production default */
+  bodyLimitBytes: number | undefined
   /** The open-files limit the systems inherit (HAProxy sizes its maxconn from it) */
   fdLimit: number
   /** Files with the log of the relay's requests, to check afterwards */
@@ -307,8 +308,8 @@ export async function startSystem (id: SystemId, phase: Phase, upstreams: Upstre
         UPSTREAM_URL: upstreamUrl,
         RELAY_METRICS_TOKEN: METRICS_TOKEN,
         ...PRODUCTION_LIMITS,
-        // Phase 1 keeps the production default; the 1 GB upload of phase 2 needs a higher limit.
-        ...(phase === 'stream' ? { RELAY_BODY_LIMIT_BYTES: String(ctx.bodyLimitBytes) } : {}),
+        // Phase 1 and the streams keep the production default; the 1 GB upload of phase 2 needs a higher limit.
+        ...(phase === 'stream' && ctx.bodyLimitBytes !== undefined ? { RELAY_BODY_LIMIT_BYTES: String(ctx.bodyLimitBytes) } : {}),
         RELAY_SHUTDOWN_DELAY_SECONDS: '0',
         RELAY_SHUTDOWN_TIMEOUT_SECONDS: '1'
       }

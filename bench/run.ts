@@ -6,17 +6,17 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { cpus as osCpus, release, tmpdir, totalmem } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { download, openIdleConnections, timeSseStream, upload } from './lib/clients.js'
+import { download, openIdleConnections, runTokenStreams, timeSseStream, upload } from './lib/clients.js'
 import { USAGE, parseOptions, type BenchOptions } from './lib/options.js'
-import { allowedCpus, cpuTicks, hwmBytes, readCpuTimes, readLoadavg, readProcStat, resetPeakRss, rssBytes } from '../harness/proc.js'
-import { ProcessRegistry, has, httpGet } from './lib/processes.js'
+import { allowedCpus, cpuNs, cpuTicks, hwmBytes, readCpuTimes, readLoadavg, readProcStat, resetPeakRss, rssBytes } from '../harness/proc.js'
+import { ProcessRegistry, ensureFdLimit, has, httpGet } from './lib/processes.js'
 import { LogCollector } from '../harness/log-lines.js'
 import { onExit } from '../harness/process-group.js'
 import { isNoisy, renderMarkdown, renderStdout } from './lib/report.js'
-import { evaluateTargets, size, summarise, type IdleRun, type Results, type SseRun, type SystemRecord, type ThroughputRun, type TransferRun, type WorkersRun } from './lib/results.js'
-import { rotate } from './lib/stats.js'
+import { evaluateStreamTargets, evaluateTargets, lostEvents, size, summarise, summariseStreams, type IdleRun, type Results, type SseRun, type StreamRun, type SystemRecord, type ThroughputRun, type TransferRun, type WorkersRun } from './lib/results.js'
+import { delayPercentiles, median, rotate } from './lib/stats.js'
 import { latencySvg } from './lib/svg.js'
-import { JSON_BODY, SYSTEM_DESCRIPTIONS, compileServers, SYSTEM_LABELS, startSystem, startUpstreams, type Phase, type RunningSystem, type StartContext, type SystemId, type Upstreams } from './lib/systems.js'
+import { JSON_BODY, REQUEST_SYSTEMS, STREAM_SYSTEMS, SYSTEM_DESCRIPTIONS, compileServers, SYSTEM_LABELS, startSystem, startUpstreams, type Phase, type RunningSystem, type StartContext, type SystemId, type Upstreams } from './lib/systems.js'
 import { WRK_REPORT_LUA, parseWrkOutput, wrkArgs } from './lib/wrk.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -30,18 +30,6 @@ const log = (message: string): void => { process.stderr.write(`[bench ${((perfor
 function output (cmd: string, args: string[]): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8', cwd: ROOT })
   return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim()
-}
-
-/** The open-files limit; re-runs this script under a raised one when it is too low for the idle connections. */
-function ensureFdLimit (needed: number): number {
-  const soft = Number(output('sh', ['-c', 'ulimit -n']))
-  if (soft >= needed || process.env.BENCH_FD_RAISED === '1') return soft
-  const hard = output('sh', ['-c', 'ulimit -Hn'])
-  const target = hard === 'unlimited' ? needed : Math.min(needed, Number(hard))
-  log(`raising the open-files limit from ${soft} to ${target} and starting again`)
-  const r = spawnSync('sh', ['-c', `ulimit -n ${target} && exec "$@"`, 'sh', process.execPath, ...process.execArgv, ...process.argv.slice(1)],
-    { stdio: 'inherit', env: { ...process.env, BENCH_FD_RAISED: '1' } })
-  process.exit(r.status ?? 1)
 }
 
 function resolveNode (choice: string): string {
@@ -72,7 +60,7 @@ function packageVersion (name: string): string {
   }
 }
 
-function versions (relayNode: string, haproxy: boolean): Record<string, string> {
+function versions (relayNode: string, systems: readonly SystemId[]): Record<string, string> {
   const commit = output('git', ['rev-parse', '--short=12', 'HEAD'])
   const dirty = output('git', ['status', '--porcelain', '--', 'src', 'package.json', 'package-lock.json']) !== ''
   const v: Record<string, string> = {
@@ -82,7 +70,8 @@ function versions (relayNode: string, haproxy: boolean): Record<string, string> 
     nginx: output('nginx', ['-v']).replace(/^nginx version: /, ''),
     wrk: output('wrk', ['-v']).split('\n')[0]?.replace(/^wrk /, '').replace(/ Copyright.*$/, '') ?? '?'
   }
-  if (haproxy) v.haproxy = /version (\S+)/.exec(output('haproxy', ['-v']))?.[1] ?? '?'
+  if (systems.includes('haproxy')) v.haproxy = /version (\S+)/.exec(output('haproxy', ['-v']))?.[1] ?? '?'
+  if (systems.includes('caddy')) v.caddy = output('caddy', ['version']).split(' ')[0] ?? '?'
   for (const name of ['fastify', '@fastify/http-proxy', '@fastify/reply-from', 'undici', 'pino', 'prom-client']) v[name] = packageVersion(name)
   return v
 }
@@ -95,7 +84,7 @@ function planCpus (options: BenchOptions, allowed: number[]): Cpus {
   if (allowed.length < 2) return { proxy: undefined, generator: undefined, note: `none: only ${allowed.length} CPU available` }
   const proxy = String(allowed[0])
   const generator = allowed.slice(1).join(',')
-  return { proxy, generator, note: `the system under test on CPU ${proxy}; wrk, the upstreams and the harness (SSE, transfer and idle-connection clients) on CPU ${generator}` }
+  return { proxy, generator, note: `the system under test on CPU ${proxy}; wrk, the upstreams and the harness (SSE, token-stream, transfer and idle-connection clients) on CPU ${generator}` }
 }
 
 class Bench {
@@ -108,7 +97,7 @@ class Bench {
   readonly commands: string[] = []
   readonly configs = new Map<string, string>()
   upstreams!: Upstreams
-  readonly results: Omit<Results, 'meta'> = { systems: [], throughput: [], sse: [], transfers: [], idle: [], workers: [] }
+  readonly results: Omit<Results, 'meta'> = { systems: [], throughput: [], sse: [], transfers: [], idle: [], workers: [], streams: [] }
   readonly loadSamples: Array<{ when: string, one: number }> = []
   readonly speedProbes: Array<{ when: string, ms: number }> = []
   readonly warmups: string[] = []
@@ -138,12 +127,12 @@ class Bench {
     if (r.status === 0 && Number.isFinite(ms)) this.speedProbes.push({ when, ms })
   }
 
-  async startAll (phase: Phase): Promise<RunningSystem[]> {
+  async startAll (phase: Phase, ids = this.options.systems.filter((id) => REQUEST_SYSTEMS.includes(id)), what = `phase ${phase === 'json' ? 1 : 2}`, ctx = this.ctx): Promise<RunningSystem[]> {
     const running: RunningSystem[] = []
-    for (const id of this.options.systems) {
-      const system = await startSystem(id, phase, this.upstreams.ports, this.ctx)
+    for (const id of ids) {
+      const system = await startSystem(id, phase, this.upstreams.ports, ctx)
       running.push(system)
-      this.commands.push(`# ${SYSTEM_LABELS[id]}, phase ${phase === 'json' ? 1 : 2}${this.cpus.proxy === undefined ? '' : ` (pinned: taskset -c ${this.cpus.proxy})`}`, system.command)
+      if (!this.commands.includes(system.command)) this.commands.push(`# ${SYSTEM_LABELS[id]}, ${what}${this.cpus.proxy === undefined ? '' : ` (pinned: taskset -c ${this.cpus.proxy})`}`, system.command)
       if (system.config !== undefined) this.configs.set(system.config.name, system.config.text)
       const answer = await httpGet(`${system.url}/json`)
       if (answer.status !== 200 || answer.body !== JSON_BODY) throw new Error(`${id} answered GET /json with ${answer.status} ${answer.body.slice(0, 200)}`)
@@ -303,6 +292,101 @@ class Bench {
     }
   }
 
+  /**
+   * The streaming scenario: every system started afresh each round, warmed up, its idle RSS read,
+   * then each stream count in rising order (what a smaller run left in a heap is less than the next
+   * one needs), the systems and the no-proxy row alternating.
+   */
+  async streams (): Promise<void> {
+    const { rounds, streamCounts, streamEvents, streamRate } = this.options
+    const ids = this.options.systems.filter((id) => STREAM_SYSTEMS.includes(id))
+    const intervalMs = 1000 / streamRate
+    const direct = { id: 'direct' as const, url: `http://127.0.0.1:${this.upstreams.ports.stream}`, pids: () => [] }
+    log(`streams: ${rounds} round(s) × ${streamCounts.join(', ')} concurrent streams × ${ids.length} systems and no proxy; ${streamRate} events/s per stream, ${streamEvents} while all are open`)
+    for (let round = 1; round <= rounds; round++) {
+      const systems = await this.startAll('stream', ids, 'streams (started afresh each round)', { ...this.ctx, bodyLimitBytes: undefined })
+      // The per-event code made hot (4000 events each) by few streams, which leave little in memory
+      // before the idle RSS is read: the first count's streams must not find their memory already there.
+      await Promise.all(systems.map(async (s) => await runTokenStreams({ url: s.url, streams: 10, intervalMs: 5, windowMs: 2000, run: `warm-${round}-${s.id}-${Date.now()}` })))
+      if (ids.includes('relay')) this.relayRequestsSent += 10
+      await sleep(1000)
+      const idle = new Map(systems.map((s) => [s.id, rssBytes(s.pids())]))
+      for (const n of streamCounts) {
+        for (const t of rotate([...systems, direct], round - 1)) {
+          const r = await this.streamRun(t, n, round, t.id === 'direct' ? undefined : idle.get(t.id), intervalMs, streamEvents * intervalMs)
+          this.results.streams.push(r)
+          if (t.id === 'relay') this.relayRequestsSent += n
+          log(`streams round ${round}, ${n} through ${t.id}: open in ${r.openSeconds.toFixed(1)} s, ${r.cpuUsPerEvent?.toFixed(1) ?? '—'} µs/event, added delay p50 ${r.delayMs.p50.toFixed(2)} / p99 ${r.delayMs.p99.toFixed(2)} ms, ${lostEvents(r)} lost, generator ${r.generatorCores.toFixed(2)} cores`)
+          await sleep(300)
+        }
+      }
+      await this.stopAll(systems)
+      this.sampleLoad(`after streams round ${round}`)
+    }
+  }
+
+  /** One streaming run: the system's CPU, the generator's and the machine's over the window, RSS sampled in it. */
+  async streamRun (target: { id: SystemId | 'direct', url: string, pids: () => number[] }, streams: number, round: number, idleRssBytes: number | undefined, intervalMs: number, windowMs: number): Promise<StreamRun> {
+    const pids = target.pids()
+    const generator = this.upstreams.pids()
+    const snapshot = (): { sut: number, gen: number, self: number, machine: ReturnType<typeof readCpuTimes>, at: number } => {
+      const self = process.cpuUsage()
+      return { sut: cpuNs(pids), gen: cpuNs(generator), self: (self.user + self.system) * 1000, machine: readCpuTimes(), at: performance.now() }
+    }
+    let before: ReturnType<typeof snapshot> | undefined
+    let after: ReturnType<typeof snapshot> | undefined
+    const rss: number[] = []
+    let sampler: NodeJS.Timeout | undefined
+    const run = `r${round}-${target.id}-${streams}-${Date.now()}`
+    let result: Awaited<ReturnType<typeof runTokenStreams>>
+    try {
+      result = await runTokenStreams({
+        url: target.url,
+        streams,
+        intervalMs,
+        windowMs,
+        run,
+        onWindowStart: () => {
+          before = snapshot()
+          if (pids.length > 0) sampler = setInterval(() => rss.push(rssBytes(pids)), 250)
+        },
+        onWindowEnd: () => {
+          after = snapshot()
+          clearInterval(sampler)
+        }
+      })
+    } finally {
+      clearInterval(sampler)
+    }
+    const stats = JSON.parse((await httpGet(`http://127.0.0.1:${this.upstreams.ports.stream}/tokens/stats?run=${encodeURIComponent(run)}`)).body) as { sent?: number, unsent?: number }
+    if (before === undefined || after === undefined || stats.sent === undefined) throw new Error(`${streams} streams through ${target.id}: no window (${result.cut} streams cut short)`)
+    const seconds = (after.at - before.at) / 1000
+    const events = result.windowDelaysUs.length
+    const delays = delayPercentiles(result.windowDelaysUs)
+    const generatorNs = (after.gen - before.gen) + (after.self - before.self)
+    const machineNs = ((after.machine.process - before.machine.process) + (after.machine.steal - before.machine.steal)) / this.clockTicks * 1e9
+    return {
+      system: target.id,
+      label: target.id === 'direct' ? '(no proxy: client → upstream)' : SYSTEM_LABELS[target.id],
+      round,
+      streams,
+      openSeconds: result.openMs / 1000,
+      windowEvents: events,
+      windowSeconds: seconds,
+      cpuUsPerEvent: pids.length === 0 ? undefined : (after.sut - before.sut) / 1000 / events,
+      delayMs: { p50: delays.p50 / 1000, p99: delays.p99 / 1000, max: delays.max / 1000 },
+      sent: stats.sent,
+      received: result.received,
+      unsent: stats.unsent ?? 0,
+      outOfOrder: result.outOfOrder,
+      cut: result.cut,
+      idleRssBytes,
+      openRssBytes: rss.length === 0 ? undefined : median(rss),
+      generatorCores: generatorNs / 1e9 / seconds,
+      foreignCores: Math.max(0, (machineNs - generatorNs - (after.sut - before.sut)) / 1e9 / seconds)
+    }
+  }
+
   async transfers (systems: RunningSystem[]): Promise<void> {
     const bytes = this.options.transferBytes
     for (const system of systems) {
@@ -405,7 +489,7 @@ async function main (): Promise<void> {
   const options = parseOptions(process.argv.slice(2), {
     env: process.env,
     cores: allowed.length,
-    installed: (id) => id !== 'haproxy' || has('haproxy')
+    installed: (id) => (id !== 'haproxy' && id !== 'caddy') || has(id)
   })
   if (options.help) {
     process.stdout.write(USAGE)
@@ -416,7 +500,7 @@ async function main (): Promise<void> {
     throw new Error(`${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} missing. On Debian or Ubuntu: sudo apt-get install ${missing.join(' ')} haproxy (haproxy is optional); on Fedora: sudo dnf install ${missing.join(' ')} haproxy; on macOS this benchmark does not run (it reads Linux /proc).`)
   }
   if (!existsSync(join(ROOT, 'dist/server.js'))) throw new Error('dist/server.js is missing: run `npm run build` first (`npm run bench` does)')
-  const fdLimit = ensureFdLimit(Math.max(4096, options.idleConnections * 3 + 1024))
+  const fdLimit = ensureFdLimit(Math.max(4096, options.idleConnections * 3 + 1024, Math.max(...options.streamCounts) * 3 + 1024), log)
 
   if (options.waitQuietSeconds > 0) {
     const deadline = Date.now() + options.waitQuietSeconds * 1000
@@ -482,6 +566,8 @@ async function main (): Promise<void> {
       if (wants('transfer')) await bench.transfers(systems)
       await bench.stopAll(systems)
     }
+    // Streams: the systems started afresh for each round, in front of the node upstream.
+    if (wants('streams')) await bench.streams()
     let workersSkipped: string | undefined
     if (wants('workers')) {
       if (allowed.length >= 4 && cpus.proxy !== undefined) {
@@ -496,7 +582,7 @@ async function main (): Promise<void> {
         : `this machine has ${allowed.length} CPUs: RELAY_WORKERS=2 needs two CPUs of its own and the load generator others (≥ 4 in all); run \`npm run bench -- --scenarios=workers\` on such a machine`
     }
     bench.sampleLoad('end')
-    const notes = wants('throughput') || wants('idle') ? bench.checkRelayLogs() : []
+    const notes = wants('throughput') || wants('idle') || wants('streams') ? bench.checkRelayLogs() : []
     if (bench.warmups.length > 0) notes.push(`Before the first round each system was warmed up with 1 s wrk runs at ${Math.max(...options.connections)} connections until two in a row agreed on CPU per request within 10 % (at most ${WARMUP_MAX_RUNS} s): ${bench.warmups.join(', ')}.`)
     notes.push('RSS sums VmRSS over a system\'s processes, so pages nginx\'s master and worker share count twice (a few MB).')
     notes.push('The reference proxies (nginx, HAProxy) log nothing and the Node.js reference rows neither; the relay logs one JSON line per request (to a file here, to a pipe in Kubernetes), as it does in production.')
@@ -506,7 +592,7 @@ async function main (): Promise<void> {
         date: new Date().toISOString(),
         elapsedSeconds: (performance.now() - started) / 1000,
         machine: machine(),
-        versions: versions(node, options.systems.includes('haproxy')),
+        versions: versions(node, options.systems),
         pinning: { proxyCpus: cpus.proxy, generatorCpus: cpus.generator, note: cpus.note },
         load: { before: loadBefore, after: readLoadavg().one, samples: bench.loadSamples, speedProbes: bench.speedProbes },
         maxLoad: options.maxLoad,
@@ -532,21 +618,36 @@ async function main (): Promise<void> {
 
   const summary = summarise(results)
   const targets = evaluateTargets(summary, results)
+  const streamRows = summariseStreams(results.streams)
+  const streams = { rows: streamRows, targets: streamRows.length > 0 ? evaluateStreamTargets(streamRows, summary) : [] }
   const out = resolve(ROOT, options.outDir)
   mkdirSync(out, { recursive: true })
-  writeFileSync(join(out, 'RESULTS.md'), renderMarkdown(results, summary, targets))
-  const series = summary.systems.map((s) => ({
-    label: s.label,
-    emphasis: s.id === 'relay',
-    points: Object.keys(s.p99Ms).map(Number).map((c) => ({ connections: c, p50Ms: s.p50Ms[c] as number, p99Ms: s.p99Ms[c] as number }))
-  }))
-  writeFileSync(join(out, 'latency.svg'), latencySvg(series, {
-    title: 'Latency against load: small JSON through each proxy',
-    subtitle: `${isNoisy(results, summary).noisy ? 'NOISY RUN — ' : ''}${results.meta.machine.cpuModel}, ${results.meta.date.slice(0, 10)}; medians over ${options.rounds} rounds; ${cpus.proxy === undefined ? 'not pinned' : 'proxy pinned to one core'}`
-  }))
-  writeFileSync(join(out, 'results.json'), JSON.stringify({ ...results, summary, targets }, null, 1) + '\n')
-  process.stdout.write(renderStdout(results, summary, targets) + '\n')
-  log(`wrote ${join(out, 'RESULTS.md')}, latency.svg and results.json in ${Math.round((performance.now() - started) / 1000)} s`)
+  writeFileSync(join(out, 'RESULTS.md'), renderMarkdown(results, summary, targets, streams))
+  const subtitle = `${isNoisy(results, summary).noisy ? 'NOISY RUN — ' : ''}${results.meta.machine.cpuModel}, ${results.meta.date.slice(0, 10)}; medians over ${options.rounds} rounds; ${cpus.proxy === undefined ? 'not pinned' : 'proxy pinned to one core'}`
+  if (results.throughput.length > 0) {
+    const series = summary.systems.map((s) => ({
+      label: s.label,
+      emphasis: s.id === 'relay',
+      points: Object.keys(s.p99Ms).map(Number).map((c) => ({ connections: c, p50Ms: s.p50Ms[c] as number, p99Ms: s.p99Ms[c] as number }))
+    }))
+    writeFileSync(join(out, 'latency.svg'), latencySvg(series, { title: 'Latency against load: small JSON through each proxy', subtitle }))
+  }
+  if (streamRows.length > 0) {
+    const series = [...new Set(streamRows.map((r) => r.system))].map((id) => ({
+      label: (streamRows.find((r) => r.system === id) as typeof streamRows[number]).label,
+      emphasis: id === 'relay',
+      points: streamRows.filter((r) => r.system === id).map((r) => ({ connections: r.streams, p50Ms: r.p50Ms, p99Ms: r.p99Ms }))
+    }))
+    writeFileSync(join(out, 'streams.svg'), latencySvg(series, {
+      title: `Added delay against concurrent token streams (${options.streamRate} events/s each)`,
+      subtitle,
+      xLabel: 'concurrent SSE streams',
+      yLabel: 'added delay per event, ms (log scale)'
+    }))
+  }
+  writeFileSync(join(out, 'results.json'), JSON.stringify({ ...results, summary, targets, streamRows, streamTargets: streams.targets }, null, 1) + '\n')
+  process.stdout.write(renderStdout(results, summary, targets, streams) + '\n')
+  log(`wrote ${join(out, 'RESULTS.md')}, its plots and results.json in ${Math.round((performance.now() - started) / 1000)} s`)
 }
 
 main().catch((err: unknown) => {

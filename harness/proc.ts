@@ -177,6 +177,24 @@ export function cpuTicks (pids: readonly number[]): number {
   return total
 }
 
+/**
+ * CPU time of every thread of the processes, ns, from /proc/<pid>/task/<tid>/schedstat: exact where
+ * /proc/<pid>/stat counts 10 ms ticks (a thread that exits takes its share with it).
+ */
+export function cpuNs (pids: readonly number[]): number {
+  let total = 0
+  for (const pid of pids) {
+    let tids: string[]
+    try {
+      tids = readdirSync(`/proc/${pid}/task`)
+    } catch {
+      continue
+    }
+    for (const tid of tids) total += Number(readText(`/proc/${pid}/task/${tid}/schedstat`)?.split(' ')[0] ?? 0)
+  }
+  return total
+}
+
 /** VmRSS summed over the processes, bytes. */
 export function rssBytes (pids: readonly number[]): number {
   let total = 0

@@ -36,6 +36,49 @@ export function responseEnd (data: string): number {
   return data.length >= end ? end : -1
 }
 
+/**
+ * Decodes a chunked body as it arrives (latin1 text in, body text out), chunk boundaries anywhere:
+ * a proxy may split or merge what the upstream wrote. `done` once the last chunk and trailers are in.
+ */
+export class ChunkedDecoder {
+  done = false
+  #buffered = ''
+  /** Body bytes left in the current chunk; -1 while a size line is due, -2 for the CRLF after the data, -3 in the trailers */
+  #left = -1
+
+  push (text: string): string {
+    let out = ''
+    let buf = this.#buffered + text
+    while (!this.done) {
+      if (this.#left > 0) {
+        if (buf === '') break
+        const n = Math.min(this.#left, buf.length)
+        out += buf.slice(0, n)
+        buf = buf.slice(n)
+        this.#left = n === this.#left ? -2 : this.#left - n
+        continue
+      }
+      if (this.#left === -2 && buf.length < 2) break
+      const eol = buf.indexOf('\r\n')
+      if (eol < 0) break
+      const line = buf.slice(0, eol)
+      buf = buf.slice(eol + 2)
+      if (this.#left === -2) {
+        if (line !== '') throw new Error(`chunked body: no CRLF after a chunk's data: ${JSON.stringify(line.slice(0, 40))}`)
+        this.#left = -1
+      } else if (this.#left === -3) {
+        this.done = line === ''
+      } else {
+        const size = parseInt(line, 16) // a chunk extension after ';' is ignored
+        if (!/^[0-9a-fA-F]+/.test(line) || !Number.isSafeInteger(size)) throw new Error(`chunked body: not a chunk size: ${JSON.stringify(line.slice(0, 40))}`)
+        this.#left = size === 0 ? -3 : size
+      }
+    }
+    this.#buffered = buf
+    return out
+  }
+}
+
 export interface RawResponse {
   /** Everything the server sent before it closed the connection */
   text: string

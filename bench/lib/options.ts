@@ -2,7 +2,7 @@
 import { positiveInt, positiveInts, positiveNumber } from './flags.js'
 import { SYSTEM_IDS, type SystemId } from './systems.js'
 
-export const SCENARIOS = ['throughput', 'sse', 'transfer', 'idle', 'workers'] as const
+export const SCENARIOS = ['throughput', 'sse', 'transfer', 'idle', 'streams', 'workers'] as const
 export type Scenario = typeof SCENARIOS[number]
 
 export interface BenchOptions {
@@ -21,6 +21,12 @@ export interface BenchOptions {
   sseStreamsPerRound: number
   sseEvents: number
   sseIntervalMs: number
+  /** Concurrent token streams per streaming run */
+  streamCounts: number[]
+  /** Events per stream in the measured window (all streams open) */
+  streamEvents: number
+  /** Events per second per stream */
+  streamRate: number
   /** Node.js for the relay and the Node.js reference rows: 'node24' (the image's), 'system', or a path */
   node: string
   /** Where RESULTS.md, latency.svg and results.json go */
@@ -37,9 +43,11 @@ export interface BenchOptions {
 
 export const USAGE = `npm run bench -- [options]          (or: npx tsx bench/run.ts [options] after npm run build)
 
-  --quick                  1 round of 1 s runs, 2 SSE streams, 256 MiB transfers (a smoke test, ~1 min)
-  --systems=a,b            of ${SYSTEM_IDS.join(', ')} (default: all; haproxy only when installed;
-                           nginx always runs: it is the reference)           env BENCH_SYSTEMS
+  --quick                  1 round of 1 s runs, 2 SSE streams, 256 MiB transfers, shorter token
+                           streams (a smoke test, ~2 min)
+  --systems=a,b            of ${SYSTEM_IDS.join(', ')} (default: all; haproxy and caddy only when
+                           installed; nginx always runs: it is the reference; caddy and tcp-pipe
+                           run in the streams scenario only, fastify-stock not in it)   env BENCH_SYSTEMS
   --scenarios=a,b          of ${SCENARIOS.join(', ')} (default: all but workers, which
                            needs >= 4 cores and runs by default when there are)   env BENCH_SCENARIOS
   --rounds=N               alternating rounds (default 3)                    env BENCH_ROUNDS
@@ -50,9 +58,12 @@ export const USAGE = `npm run bench -- [options]          (or: npx tsx bench/run
   --idle-connections=N     idle keep-alive connections to open (default 1000)
   --sse-streams=N          SSE streams per system per round (default 3)
   --sse-events=N           events per stream (default 20), --sse-interval=MS (default 10)
+  --stream-counts=100,500,1000  concurrent token streams per streaming run (quick: 100,500)
+  --stream-events=N        events per stream while all are open: the measured window (default 100,
+                           quick 40), --stream-rate=N events per second per stream (default 20)
   --node=node24|system|PATH  Node.js for the relay and the Node.js rows (default node24, the image's,
                            via scripts/node24)                               env BENCH_NODE
-  --out=DIR                where RESULTS.md, latency.svg, results.json go (default bench/)  env BENCH_OUT
+  --out=DIR                where RESULTS.md, the plots, results.json go (default bench/)  env BENCH_OUT
   --max-load=L             1-minute load average that marks the run noisy (default 0.5)
   --wait-quiet[=S]         wait up to S seconds (default 300) for the load to drop below --max-load
   --no-pin                 don't pin with taskset
@@ -95,7 +106,7 @@ export function parseOptions (argv: readonly string[], { env, cores, installed }
     given.set(m[1] as string, m[2] ?? '')
   }
   const known = new Set(['quick', 'systems', 'scenarios', 'rounds', 'duration', 'connections', 'transfer-bytes', 'idle-connections',
-    'sse-streams', 'sse-events', 'sse-interval', 'node', 'out', 'max-load', 'wait-quiet', 'no-pin', 'keep-temp', 'help'])
+    'sse-streams', 'sse-events', 'sse-interval', 'stream-counts', 'stream-events', 'stream-rate', 'node', 'out', 'max-load', 'wait-quiet', 'no-pin', 'keep-temp', 'help'])
   for (const name of given.keys()) if (!known.has(name)) throw new Error(`unknown option --${name}\n\n${USAGE}`)
   const value = (name: string, envName?: string): string | undefined => {
     const v = given.get(name)
@@ -133,6 +144,9 @@ export function parseOptions (argv: readonly string[], { env, cores, installed }
   const streams = value('sse-streams')
   const events = value('sse-events')
   const interval = value('sse-interval')
+  const streamCounts = value('stream-counts')
+  const streamEvents = value('stream-events')
+  const streamRate = value('stream-rate')
   const maxLoad = value('max-load')
   const wait = given.get('wait-quiet')
 
@@ -149,6 +163,9 @@ export function parseOptions (argv: readonly string[], { env, cores, installed }
     sseStreamsPerRound: streams === undefined ? (quick ? 2 : 3) : positiveInt('--sse-streams', streams),
     sseEvents: events === undefined ? 20 : Math.max(2, positiveInt('--sse-events', events)),
     sseIntervalMs: interval === undefined ? 10 : positiveInt('--sse-interval', interval),
+    streamCounts: streamCounts === undefined ? (quick ? [100, 500] : [100, 500, 1000]) : [...new Set(positiveInts('--stream-counts', streamCounts))].sort((a, b) => a - b),
+    streamEvents: streamEvents === undefined ? (quick ? 40 : 100) : positiveInt('--stream-events', streamEvents),
+    streamRate: streamRate === undefined ? 20 : positiveNumber('--stream-rate', streamRate),
     node: value('node', 'BENCH_NODE') ?? 'node24',
     outDir: value('out', 'BENCH_OUT') ?? 'bench',
     maxLoad: maxLoad === undefined ? 0.5 : positiveNumber('--max-load', maxLoad),

@@ -11,6 +11,22 @@ import { spawnGroup, stopGroup, type GroupProcess } from '../../harness/process-
 import { READY_MSG, READY_TIMEOUT_MS } from '../../harness/relay-process.js'
 import { waitFor } from '../../harness/wait.js'
 
+/**
+ * The open-files limit; re-runs this script under a raised one when it is below `needed` (the
+ * idle connections, the token streams: a socket each, and as many again in the upstream).
+ */
+export function ensureFdLimit (needed: number, log: (message: string) => void): number {
+  const shell = (command: string): string => spawnSync('sh', ['-c', command], { encoding: 'utf8' }).stdout.trim()
+  const soft = Number(shell('ulimit -n'))
+  if (soft >= needed || process.env.BENCH_FD_RAISED === '1') return soft
+  const hard = shell('ulimit -Hn')
+  const target = hard === 'unlimited' ? needed : Math.min(needed, Number(hard))
+  log(`raising the open-files limit from ${soft} to ${target} and starting again`)
+  const r = spawnSync('sh', ['-c', `ulimit -n ${target} && exec "$@"`, 'sh', process.execPath, ...process.execArgv, ...process.argv.slice(1)],
+    { stdio: 'inherit', env: { ...process.env, BENCH_FD_RAISED: '1' } })
+  process.exit(r.status ?? 1)
+}
+
 /** Whether `command` is on PATH. */
 export function has (command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0

@@ -29,6 +29,37 @@ export interface SseRun {
   eventDelaysMs: number[]
 }
 
+/** One streaming run: `streams` concurrent token streams through one system (or none: 'direct'). */
+export interface StreamRun {
+  system: SystemId | 'direct'
+  label: string
+  round: number
+  streams: number
+  /** Seconds from the first connection to every stream open */
+  openSeconds: number
+  /** Events received while every stream was open (the window), and the window's length */
+  windowEvents: number
+  windowSeconds: number
+  /** The system's CPU (every thread of its processes) in the window ÷ windowEvents, µs; absent without a proxy */
+  cpuUsPerEvent?: number
+  /** Added delay (receipt − the upstream's send stamp) of the window's events, ms */
+  delayMs: { p50: number, p99: number, max: number }
+  /** Events the upstream sent and the client received over the whole run */
+  sent: number
+  received: number
+  /** Events streams cut short would have carried up to the run's end (the upstream's count) */
+  unsent: number
+  outOfOrder: number
+  /** Streams that ended early */
+  cut: number
+  /** RSS of this round's system before its first stream (after the warm-up), and the median sampled in the window */
+  idleRssBytes?: number
+  openRssBytes?: number
+  /** CPU of the upstream and the harness (the client) in the window, in cores */
+  generatorCores: number
+  foreignCores: number
+}
+
 export interface TransferRun {
   system: SystemId
   direction: 'upload' | 'download'
@@ -95,6 +126,7 @@ export interface Results {
   transfers: TransferRun[]
   idle: IdleRun[]
   workers: WorkersRun[]
+  streams: StreamRun[]
   /** Why the workers scenario did not run, when it did not */
   workersSkipped?: string
 }
@@ -211,7 +243,7 @@ export function summarise (results: Results): Summary {
     workersRatio = median(roundRatios(two, one))
   }
 
-  const foreign = results.throughput.map((r) => r.foreignCores)
+  const foreign = [...results.throughput, ...results.streams].map((r) => r.foreignCores)
   return {
     loadConnections,
     systems,
@@ -291,6 +323,112 @@ export function evaluateTargets (summary: Summary, results: Results): Target[] {
     const shown = summary.workersRatio === undefined || !Number.isFinite(summary.workersRatio) ? '' : ` (${summary.workersRatio.toFixed(2)}× with the CPUs shared)`
     targets.push({ name: workers, target: '≥ 1.7×', measured: `${results.workersSkipped ?? 'not run'}${shown}`, status: 'not measured' })
   }
+  return targets
+}
+
+/** Events lost in a run: sent by the upstream and never received, and those a stream cut short never carried. */
+export const lostEvents = (r: StreamRun): number => Math.max(0, r.sent - r.received) + r.unsent
+
+/** (RSS with every stream open − RSS before any) ÷ streams, bytes; undefined without a proxy. */
+export function rssPerStream (r: StreamRun): number | undefined {
+  return r.idleRssBytes === undefined || r.openRssBytes === undefined ? undefined : (r.openRssBytes - r.idleRssBytes) / r.streams
+}
+
+/** One system at one stream count: medians over rounds; ratios and differences within each round. */
+export interface StreamRow {
+  system: SystemId | 'direct'
+  label: string
+  streams: number
+  rounds: number
+  cpuUsPerEvent: number
+  cpuRatioToNginx: number
+  cpuRatioToCaddy: number
+  p50Ms: number
+  p99Ms: number
+  /** Median over rounds of (this p99 − Caddy's p99 in the same round) */
+  p99OverCaddyMs: number
+  /** Summed over rounds */
+  lost: number
+  outOfOrder: number
+  cut: number
+  sent: number
+  rssPerStreamBytes: number
+  idleRssBytes: number
+  openRssBytes: number
+}
+
+export function summariseStreams (runs: readonly StreamRun[]): StreamRow[] {
+  const counts = [...new Set(runs.map((r) => r.streams))].sort((a, b) => a - b)
+  const systems = [...new Set(runs.map((r) => r.system))]
+  const perRound = (system: SystemId | 'direct', streams: number, pick: (r: StreamRun) => number | undefined): Map<number, number> =>
+    new Map(runs.filter((r) => r.system === system && r.streams === streams).map((r) => [r.round, pick(r) ?? NaN]))
+  const rows: StreamRow[] = []
+  for (const streams of counts) {
+    for (const system of systems) {
+      const mine = runs.filter((r) => r.system === system && r.streams === streams)
+      if (mine.length === 0) continue
+      const cpu = perRound(system, streams, (r) => r.cpuUsPerEvent)
+      const p99 = perRound(system, streams, (r) => r.delayMs.p99)
+      const sum = (pick: (r: StreamRun) => number): number => mine.reduce((total, r) => total + pick(r), 0)
+      rows.push({
+        system,
+        label: (mine[0] as StreamRun).label,
+        streams,
+        rounds: mine.length,
+        cpuUsPerEvent: median([...cpu.values()]),
+        cpuRatioToNginx: median(roundRatios(cpu, perRound('nginx', streams, (r) => r.cpuUsPerEvent))),
+        cpuRatioToCaddy: median(roundRatios(cpu, perRound('caddy', streams, (r) => r.cpuUsPerEvent))),
+        p50Ms: median(mine.map((r) => r.delayMs.p50)),
+        p99Ms: median([...p99.values()]),
+        p99OverCaddyMs: median(roundDifferences(p99, perRound('caddy', streams, (r) => r.delayMs.p99))),
+        lost: sum(lostEvents),
+        outOfOrder: sum((r) => r.outOfOrder),
+        cut: sum((r) => r.cut),
+        sent: sum((r) => r.sent),
+        rssPerStreamBytes: median(mine.map((r) => rssPerStream(r) ?? NaN)),
+        idleRssBytes: median(mine.map((r) => r.idleRssBytes ?? NaN)),
+        openRssBytes: median(mine.map((r) => r.openRssBytes ?? NaN))
+      })
+    }
+  }
+  return rows
+}
+
+/** The stream count issue 14's targets name (500), or the nearest one run. */
+export function referenceStreams (rows: readonly StreamRow[], wanted = 500): number | undefined {
+  const counts = [...new Set(rows.map((r) => r.streams))]
+  return counts.sort((a, b) => Math.abs(a - wanted) - Math.abs(b - wanted) || b - a)[0]
+}
+
+/** Issue 14's targets (items 3 and 4), judged for the relay in its production configuration. */
+export function evaluateStreamTargets (rows: readonly StreamRow[], summary: Summary): Target[] {
+  const n = referenceStreams(rows)
+  const relay = rows.filter((r) => r.system === 'relay')
+  const at = relay.find((r) => r.streams === n)
+  const caddy = rows.find((r) => r.system === 'caddy' && r.streams === n)
+  const others = (show: (r: StreamRow) => string): string => {
+    const rest = relay.filter((r) => r.streams !== n).map((r) => `${r.streams}: ${show(r)}`)
+    return rest.length === 0 ? '' : `; at ${rest.join(', ')}`
+  }
+  const targets: Target[] = []
+  const add = (name: string, target: string, j: { measured: string, status: TargetStatus }): void => { targets.push({ name, target, ...j }) }
+  add(`CPU per relayed event at ${n ?? '?'} streams, × Caddy's (median of per-round ratios)`, '≤ 1.1×',
+    judge(at?.cpuRatioToCaddy, (v) => v <= 1.1, (v) => `${v.toFixed(2)}× (${at?.cpuUsPerEvent.toFixed(1)} µs; Caddy ${caddy?.cpuUsPerEvent.toFixed(1)} µs)${others((r) => `${r.cpuRatioToCaddy.toFixed(2)}×`)}`))
+  add(`p99 added delay at ${n ?? '?'} streams, over Caddy's (median of per-round differences)`, '≤ +1 ms',
+    judge(at?.p99OverCaddyMs, (v) => v <= 1, (v) => `${signedMs(v)} (${at?.p99Ms.toFixed(2)} ms; Caddy ${caddy?.p99Ms.toFixed(2)} ms)${others((r) => signedMs(r.p99OverCaddyMs))}`))
+  add(`RSS per active stream at ${n ?? '?'} streams ((RSS with all open − idle) ÷ streams)`, '≤ 16 KB',
+    judge(at?.rssPerStreamBytes, (v) => v <= 16 * 1024, (v) => `${(v / 1024).toFixed(1)} KB (${mb(at?.idleRssBytes ?? NaN)} idle, ${mb(at?.openRssBytes ?? NaN)} open)${others((r) => `${(r.rssPerStreamBytes / 1024).toFixed(1)} KB`)}`))
+  const bad = rows.filter((r) => r.lost + r.outOfOrder + r.cut > 0)
+  const sent = rows.reduce((total, r) => total + r.sent, 0)
+  add('events lost, reordered or cut short, every system and stream count', '0',
+    rows.length === 0
+      ? { measured: '—', status: 'not measured' }
+      : { measured: bad.length === 0 ? `0 of ${sent.toLocaleString('en-US')} sent` : bad.map((r) => `${r.system} at ${r.streams}: ${r.lost} lost, ${r.outOfOrder} reordered, ${r.cut} streams cut`).join('; '), status: bad.length === 0 ? 'met' : 'not met' })
+  targets.push({ name: 'concurrent 20-event/s streams one 500m / 512Mi pod carries (p99 added delay ≤ 50 ms, none lost)', target: '≥ 800', measured: 'measured by `npm run bench:pi`: see bench/PI.md', status: 'not measured' })
+  const relaySmall = summary.systems.find((s) => s.id === 'relay')
+  const c = summary.loadConnections
+  add(`small requests, every feature on (overload protection, metrics): throughput at ${c} connections, share of nginx's`, '≥ 0.25×',
+    judge(relaySmall?.ratioToNginx[c], (v) => v >= 0.25, (v) => `${v.toFixed(3)}×`))
   return targets
 }
 

@@ -59,3 +59,10 @@ export function rotate<T> (items: readonly T[], by: number): T[] {
   const k = ((by % items.length) + items.length) % items.length
   return [...items.slice(k), ...items.slice(0, k)]
 }
+
+/** p50, p99 (nearest rank) and max of a set of delays; sorts the array in place. NaN when empty. */
+export function delayPercentiles (values: Float64Array): { p50: number, p99: number, max: number } {
+  values.sort()
+  const rank = (p: number): number => values[Math.max(1, Math.ceil((p / 100) * values.length)) - 1] ?? NaN
+  return { p50: rank(50), p99: rank(99), max: values[values.length - 1] ?? NaN }
+}

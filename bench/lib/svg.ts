@@ -35,6 +35,9 @@ function formatMs (v: number): string {
 export interface PlotOptions {
   title: string
   subtitle?: string
+  /** Axis titles (defaults: wrk's connections, latency in ms) */
+  xLabel?: string
+  yLabel?: string
 }
 
 export function latencySvg (series: readonly LatencySeries[], options: PlotOptions): string {
@@ -75,8 +78,8 @@ export function latencySvg (series: readonly LatencySeries[], options: PlotOptio
     out.push(`<text x="${f(x(c))}" y="${margin.top + plotH + 18}" text-anchor="middle" fill="#333333">${c}</text>`)
   }
   out.push(`<rect x="${margin.left}" y="${margin.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#888888"/>`)
-  out.push(`<text x="${margin.left + plotW / 2}" y="${height - 12}" text-anchor="middle">concurrent connections (wrk, closed loop)</text>`)
-  out.push(`<text transform="translate(18 ${margin.top + plotH / 2}) rotate(-90)" text-anchor="middle">latency, ms (log scale)</text>`)
+  out.push(`<text x="${margin.left + plotW / 2}" y="${height - 12}" text-anchor="middle">${escapeXml(options.xLabel ?? 'concurrent connections (wrk, closed loop)')}</text>`)
+  out.push(`<text transform="translate(18 ${margin.top + plotH / 2}) rotate(-90)" text-anchor="middle">${escapeXml(options.yLabel ?? 'latency, ms (log scale)')}</text>`)
 
   // Series.
   series.forEach((s, i) => {

@@ -14,11 +14,11 @@ import ts from 'typescript'
  * `fastify` and `undici` resolve) and returns the paths. Type stripping would load a TypeScript
  * parser into the very processes whose memory is measured.
  */
-export function compileServers (root: string): Record<'upstream' | 'fastify-stock' | 'node-raw', string> {
+export function compileServers (root: string): Record<ServerName, string> {
   const out = join(root, 'node_modules/.cache/tokenplace-bench')
   mkdirSync(out, { recursive: true })
-  const paths = {} as Record<'upstream' | 'fastify-stock' | 'node-raw', string>
-  for (const name of ['upstream', 'fastify-stock', 'node-raw'] as const) {
+  const paths = {} as Record<ServerName, string>
+  for (const name of ['upstream', 'fastify-stock', 'node-raw', 'tcp-pipe'] as const) {
     const source = readFileSync(join(root, 'bench/servers', `${name}.ts`), 'utf8')
     const { outputText } = ts.transpileModule(source, {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
@@ -30,15 +30,23 @@ export function compileServers (root: string): Record<'upstream' | 'fastify-stoc
   return paths
 }
 
-export const SYSTEM_IDS = ['nginx', 'haproxy', 'relay', 'fastify-stock', 'node-raw'] as const
+type ServerName = 'upstream' | 'fastify-stock' | 'node-raw' | 'tcp-pipe'
+
+export const SYSTEM_IDS = ['nginx', 'haproxy', 'caddy', 'relay', 'fastify-stock', 'node-raw', 'tcp-pipe'] as const
 export type SystemId = typeof SYSTEM_IDS[number] | 'relay-2w'
+/** The systems of the small-request, SSE, transfer and idle scenarios (phases 1 and 2) */
+export const REQUEST_SYSTEMS: readonly SystemId[] = ['nginx', 'haproxy', 'relay', 'fastify-stock', 'node-raw']
+/** The systems of the streaming scenario (issue 14's list: Caddy and the TCP pipe only there) */
+export const STREAM_SYSTEMS: readonly SystemId[] = ['nginx', 'haproxy', 'caddy', 'relay', 'node-raw', 'tcp-pipe']
 
 export const SYSTEM_LABELS: Record<SystemId, string> = {
   nginx: 'nginx proxy_pass',
   haproxy: 'HAProxy',
+  caddy: 'Caddy reverse_proxy',
   relay: 'tokenplace-relay',
   'fastify-stock': 'stock Fastify + http-proxy',
   'node-raw': 'raw node:http + undici',
+  'tcp-pipe': 'raw Node.js TCP pipe',
   'relay-2w': 'tokenplace-relay, 2 workers'
 }
 
@@ -55,14 +63,16 @@ export const PRODUCTION_LIMITS = {
 
 export const SYSTEM_DESCRIPTIONS: Record<SystemId, string> = {
   nginx: 'nginx, 1 worker, upstream keep-alive pool of 64, no access log; phase 2: proxy_buffering and proxy_request_buffering off',
-  haproxy: 'HAProxy, nbthread 1, http-reuse always, no log; phase 2: option http-no-delay',
+  haproxy: 'HAProxy, nbthread 1, http-reuse always, no log; phase 2 and streams: option http-no-delay',
+  caddy: 'Caddy 2 reverse_proxy, flush_interval -1, upstream keep-alive, admin API off, no access log (Go, as Traefik in front of the relay); streams only',
   relay: 'this repo\'s dist/server.js, production configuration: RELAY_WORKERS=1, INFO logging (one line per request, to a file), metrics on, overload limits on but not binding (RELAY_MAX_CONCURRENT=10000, RELAY_MAX_CONCURRENT_PER_CLIENT=10000, RELAY_RATE_LIMIT=1000000, RELAY_MAX_EVENT_LOOP_DELAY_MS=1000)',
   'fastify-stock': 'Fastify 5 + @fastify/http-proxy with defaults, logger off, no metrics (bench/servers/fastify-stock.ts)',
   'node-raw': 'node:http server + undici Pool, no framework, no logging (bench/servers/node-raw.ts)',
+  'tcp-pipe': 'each client connection piped to one of its own to the upstream, no HTTP work (bench/servers/tcp-pipe.ts): the floor of Node.js; streams only',
   'relay-2w': 'the relay as above with RELAY_WORKERS=2'
 }
 
-/** Phase 1: small JSON from nginx (`/json`). Phase 2: SSE and large bodies from the node upstream. */
+/** Phase 1: small JSON from nginx (`/json`). Phase 2 and streams: SSE, token streams and large bodies from the node upstream. */
 export type Phase = 'json' | 'stream'
 
 /** Set on every relay measured, so it runs as production does: metrics behind a token. */
@@ -180,6 +190,34 @@ backend upstream
 `
 }
 
+/**
+ * Caddy on loopback with a config of its own: admin API and automatic HTTPS off, its storage in the
+ * run's folder, so that neither a running caddy service nor a user's Caddy config is touched.
+ */
+export function caddyConfig (o: { port: number, upstreamPort: number, dir: string }): string {
+  return `# written by bench/lib/systems.ts
+{
+\tadmin off
+\tauto_https off
+\tstorage file_system ${o.dir}/data
+\tlog {
+\t\toutput stderr
+\t\tlevel WARN
+\t}
+}
+:${o.port} {
+\tbind 127.0.0.1
+\treverse_proxy 127.0.0.1:${o.upstreamPort} {
+\t\tflush_interval -1
+\t\ttransport http {
+\t\t\tkeepalive 120s
+\t\t\tkeepalive_idle_conns 64
+\t\t}
+\t}
+}
+`
+}
+
 /** nginx runs as the current user: as root its workers would otherwise become `nobody`. */
 export function nginxUser (): string | undefined {
   if (process.getuid?.() !== 0) return undefined
@@ -195,10 +233,11 @@ export interface StartContext {
   /** Node.js binary for the relay, the Node.js reference rows and the node upstream */
   node: string
   /** bench/servers/*.ts compiled to plain JavaScript: no loader or type stripping in a measured process */
-  servers: Record<'upstream' | 'fastify-stock' | 'node-raw', string>
+  servers: Record<ServerName, string>
   /** The repo root: the working directory of the Node.js systems */
   root: string
-  bodyLimitBytes: number
+  /** RELAY_BODY_LIMIT_BYTES in phase 2 (its 1 GB upload); undefined: the production default */
+  bodyLimitBytes: number | undefined
   /** The open-files limit the systems inherit (HAProxy sizes its maxconn from it) */
   fdLimit: number
   /** Files with the log of the relay's requests, to check afterwards */
@@ -247,6 +286,18 @@ export async function startSystem (id: SystemId, phase: Phase, upstreams: Upstre
       config = { name: `haproxy.cfg (${phase === 'json' ? 'phase 1' : 'phase 2'})`, text }
       break
     }
+    case 'caddy': {
+      const prefix = join(ctx.dir, name)
+      mkdirSync(prefix, { recursive: true })
+      port = await freePort()
+      const text = caddyConfig({ port, upstreamPort, dir: prefix })
+      const file = join(prefix, 'Caddyfile')
+      writeFileSync(file, text)
+      const env = { ...process.env, HOME: prefix, XDG_CONFIG_HOME: prefix, XDG_DATA_HOME: prefix }
+      managed = ctx.registry.spawn(name, 'caddy', ['run', '--config', file, '--adapter', 'caddyfile'], { cpus: ctx.proxyCpus, env })
+      config = { name: 'Caddyfile (streams)', text }
+      break
+    }
     case 'relay':
     case 'relay-2w': {
       const env = {
@@ -257,8 +308,8 @@ export async function startSystem (id: SystemId, phase: Phase, upstreams: Upstre
         UPSTREAM_URL: upstreamUrl,
         RELAY_METRICS_TOKEN: METRICS_TOKEN,
         ...PRODUCTION_LIMITS,
-        // Phase 1 keeps the production default; the 1 GB upload of phase 2 needs a higher limit.
-        ...(phase === 'stream' ? { RELAY_BODY_LIMIT_BYTES: String(ctx.bodyLimitBytes) } : {}),
+        // Phase 1 and the streams keep the production default; the 1 GB upload of phase 2 needs a higher limit.
+        ...(phase === 'stream' && ctx.bodyLimitBytes !== undefined ? { RELAY_BODY_LIMIT_BYTES: String(ctx.bodyLimitBytes) } : {}),
         RELAY_SHUTDOWN_DELAY_SECONDS: '0',
         RELAY_SHUTDOWN_TIMEOUT_SECONDS: '1'
       }
@@ -269,7 +320,8 @@ export async function startSystem (id: SystemId, phase: Phase, upstreams: Upstre
       break
     }
     case 'fastify-stock':
-    case 'node-raw': {
+    case 'node-raw':
+    case 'tcp-pipe': {
       const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_OPTIONS'))
       managed = ctx.registry.spawn(name, ctx.node, [ctx.servers[id], '0', upstreamUrl], { cpus: ctx.proxyCpus, env: inherited, cwd: ctx.root })
       port = await waitForReadyLine(managed)

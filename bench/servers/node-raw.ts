@@ -8,7 +8,8 @@ import type { AddressInfo } from 'node:net'
 import { Pool, type Dispatcher } from 'undici'
 
 const [port = '0', upstream = 'http://127.0.0.1:1'] = process.argv.slice(2)
-const pool = new Pool(upstream, { connections: 256, pipelining: 1, keepAliveTimeout: 4_000 })
+// No cap on upstream connections (a stream holds one for its whole length), as the relay's own pool.
+const pool = new Pool(upstream, { connections: null, pipelining: 1, keepAliveTimeout: 4_000 })
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host'])
 
 function endToEnd (headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): OutgoingHttpHeaders {

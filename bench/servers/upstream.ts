@@ -1,5 +1,5 @@
-// The benchmark's node upstream (no framework): SSE with send timestamps, an echo, a sink for large
-// uploads and a generator for large downloads. Standalone (no relative imports) so that any Node.js
+// The benchmark's node upstream (no framework): SSE with send timestamps, token streams for the
+// streaming scenario, an echo, a sink for large uploads and a generator for large downloads. Standalone (no relative imports) so that any Node.js
 // able to strip types, or tsx, can run it. Usage: upstream.ts <port> (0 = any); prints
 // {"msg":"ready","port":N} on stdout once it listens.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
@@ -32,6 +32,61 @@ function sse (req: IncomingMessage, res: ServerResponse, events: number, interva
     timer = setTimeout(next, interval)
   }
   res.on('close', () => clearTimeout(timer))
+  req.resume()
+  next()
+}
+
+/** Bytes of each token event, `data: ` to the blank line: an LLM server's one token in JSON. */
+const TOKEN_EVENT_BYTES = 60
+interface TokenRun {
+  streams: number
+  opened: number
+  sent: number
+  ended: number
+  cut: number
+  endAt: number | undefined
+  /** Of each stream cut short: when it started and how many events it had sent */
+  cutShort: Array<{ started: number, sent: number, interval: number }>
+}
+const tokenRuns = new Map<string, TokenRun>()
+
+/**
+ * One of `streams` concurrent streams of run `run`: an event at once, then one every `interval` ms
+ * (due times fixed from the start, so the rate does not drift; streams opened at different moments
+ * are staggered). Once the run's last stream is in, each stream goes on for `window` ms and ends
+ * with an event marked "last". Each event carries process.hrtime.bigint() (ns) taken just before the write.
+ */
+function tokens (req: IncomingMessage, res: ServerResponse, url: URL): void {
+  const id = url.searchParams.get('run') ?? ''
+  const run = tokenRuns.get(id) ?? { streams: numberParam(url, 'streams', 1), opened: 0, sent: 0, ended: 0, cut: 0, endAt: undefined, cutShort: [] }
+  tokenRuns.set(id, run)
+  const interval = Math.max(1, numberParam(url, 'interval', 50))
+  const windowMs = numberParam(url, 'window', 5000)
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
+  if (++run.opened === run.streams) run.endAt = performance.now() + windowMs
+  const started = performance.now()
+  let i = 0
+  let timer: NodeJS.Timeout | undefined
+  const next = (): void => {
+    const last = run.endAt !== undefined && performance.now() >= run.endAt
+    const head = `data: {"i":${i},"t":${process.hrtime.bigint()},"token":"`
+    const tail = `"${last ? ',"last":true' : ''}}\n\n`
+    res.write(head + 'x'.repeat(Math.max(1, TOKEN_EVENT_BYTES - head.length - tail.length)) + tail)
+    run.sent++
+    i++
+    if (last) {
+      run.ended++
+      res.end()
+      return
+    }
+    timer = setTimeout(next, started + i * interval - performance.now())
+  }
+  res.on('close', () => {
+    clearTimeout(timer)
+    if (res.writableEnded) return
+    run.cut++
+    run.cutShort.push({ started, sent: i, interval })
+  })
   req.resume()
   next()
 }
@@ -75,6 +130,22 @@ const server = createServer({ keepAliveTimeout: 120_000 }, (req, res) => {
     case 'GET /sse':
       sse(req, res, numberParam(url, 'events', 10), numberParam(url, 'interval', 10))
       return
+    case 'GET /tokens':
+      tokens(req, res, url)
+      return
+    case 'GET /tokens/stats': {
+      // What the upstream sent in a run (the client's received count is compared with it), and the
+      // events that streams cut short would have carried up to the run's end; then forgotten.
+      const id = url.searchParams.get('run') ?? ''
+      const run = tokenRuns.get(id)
+      const endAt = run?.endAt ?? performance.now()
+      const unsent = run?.cutShort.reduce((n, c) => n + Math.max(0, Math.ceil((endAt - c.started) / c.interval) + 1 - c.sent), 0)
+      const body = JSON.stringify(run === undefined ? {} : { ...run, cutShort: undefined, unsent })
+      tokenRuns.delete(id)
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+      res.end(body)
+      return
+    }
     case 'GET /blob':
       req.resume()
       blob(res, numberParam(url, 'bytes', 0))

@@ -2,7 +2,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { haproxyConfig, nginxProxyConfig, nginxUpstreamConfig, JSON_BODY } from '../../bench/lib/systems.js'
+import { caddyConfig, haproxyConfig, nginxProxyConfig, nginxUpstreamConfig, JSON_BODY } from '../../bench/lib/systems.js'
 import { commandLine } from '../../bench/lib/processes.js'
 
 test('nginx runs in the foreground with its own prefix, pid file and temp paths (works as non-root)', () => {
@@ -53,4 +53,11 @@ test('command lines shown in RESULTS.md are copy-pasteable', () => {
   assert.equal(commandLine('taskset', ['-c', '0', 'nginx', '-c', '/tmp/a b/nginx.conf'], { RELAY_LOG_LEVEL: 'INFO' }),
     "RELAY_LOG_LEVEL=INFO taskset -c 0 nginx -c '/tmp/a b/nginx.conf'")
   assert.equal(commandLine('echo', ["it's"]), "echo 'it'\\''s'")
+})
+
+test('Caddy: loopback only, no admin API, no automatic HTTPS, storage in the run\'s folder, every write flushed', () => {
+  const conf = caddyConfig({ port: 8080, upstreamPort: 9090, dir: '/tmp/b/caddy' })
+  for (const line of ['admin off', 'auto_https off', 'storage file_system /tmp/b/caddy/data', ':8080 {', 'bind 127.0.0.1', 'reverse_proxy 127.0.0.1:9090 {', 'flush_interval -1', 'keepalive_idle_conns 64']) {
+    assert.ok(conf.includes(line), line)
+  }
 })

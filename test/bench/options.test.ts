@@ -7,8 +7,9 @@ const machine = { env: {}, cores: 2, installed: () => true }
 
 test('defaults: every system, nginx first, the workers scenario only with 4 cores or more', () => {
   const o = parseOptions([], machine)
-  assert.deepEqual(o.systems, ['nginx', 'haproxy', 'relay', 'fastify-stock', 'node-raw'])
-  assert.deepEqual(o.scenarios, ['throughput', 'sse', 'transfer', 'idle'])
+  assert.deepEqual(o.systems, ['nginx', 'haproxy', 'caddy', 'relay', 'fastify-stock', 'node-raw', 'tcp-pipe'])
+  assert.deepEqual(o.scenarios, ['throughput', 'sse', 'transfer', 'idle', 'streams'])
+  assert.deepEqual([o.streamCounts, o.streamEvents, o.streamRate], [[100, 500, 1000], 100, 20])
   assert.deepEqual(o.connections, [1, 10, 50])
   assert.equal(o.rounds, 3)
   assert.equal(o.durationSeconds, 2)
@@ -17,13 +18,22 @@ test('defaults: every system, nginx first, the workers scenario only with 4 core
   assert.equal(o.transferBytes, 2 ** 30)
   assert.equal(o.node, 'node24')
   assert.ok(o.pin)
-  assert.deepEqual(parseOptions([], { ...machine, cores: 4 }).scenarios, ['throughput', 'sse', 'transfer', 'idle', 'workers'])
+  assert.deepEqual(parseOptions([], { ...machine, cores: 4 }).scenarios, ['throughput', 'sse', 'transfer', 'idle', 'streams', 'workers'])
 })
 
-test('haproxy is left out when not installed, and asking for it then fails', () => {
-  const noHaproxy = { ...machine, installed: (id: string) => id !== 'haproxy' }
-  assert.ok(!parseOptions([], noHaproxy).systems.includes('haproxy'))
-  assert.throws(() => parseOptions(['--systems=haproxy'], noHaproxy), /haproxy not installed/)
+test('haproxy and caddy are left out when not installed, and asking for one then fails', () => {
+  const neither = { ...machine, installed: (id: string) => id !== 'haproxy' && id !== 'caddy' }
+  assert.deepEqual(parseOptions([], neither).systems, ['nginx', 'relay', 'fastify-stock', 'node-raw', 'tcp-pipe'])
+  assert.throws(() => parseOptions(['--systems=caddy'], neither), /caddy not installed/)
+})
+
+test('streams: counts sorted and deduplicated, shorter with --quick, checked', () => {
+  const o = parseOptions(['--stream-counts=1000,100,100', '--stream-events=50', '--stream-rate=10'], machine)
+  assert.deepEqual([o.streamCounts, o.streamEvents, o.streamRate], [[100, 1000], 50, 10])
+  const q = parseOptions(['--quick'], machine)
+  assert.deepEqual([q.streamCounts, q.streamEvents], [[100, 500], 40])
+  assert.throws(() => parseOptions(['--stream-counts=0'], machine), /--stream-counts expects a comma-separated list/)
+  assert.throws(() => parseOptions(['--stream-rate=-1'], machine), /--stream-rate expects a positive number/)
 })
 
 test('nginx is always measured (every ratio is to it), and listed first', () => {
@@ -51,7 +61,7 @@ test('the environment selects too (for item 3\'s runs), the command line wins', 
 })
 
 test('bad input is refused with the reason', () => {
-  assert.throws(() => parseOptions(['--systems=caddy'], machine), /unknown caddy/)
+  assert.throws(() => parseOptions(['--systems=traefik'], machine), /unknown traefik/)
   assert.throws(() => parseOptions(['--scenarios=fast'], machine), /unknown fast/)
   assert.throws(() => parseOptions(['--rounds=0'], machine), /positive integer/)
   assert.throws(() => parseOptions(['--duration=abc'], machine), /positive integer/)

@@ -1,7 +1,7 @@
 // Summaries and targets: medians over rounds, ratios within rounds, met / not met, and the report.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { MB, evaluateTargets, lateGrowth, summarise, type Results, type ThroughputRun, type TransferRun } from '../../bench/lib/results.js'
+import { MB, evaluateStreamTargets, evaluateTargets, lateGrowth, lostEvents, referenceStreams, rssPerStream, summarise, summariseStreams, type Results, type StreamRun, type ThroughputRun, type TransferRun } from '../../bench/lib/results.js'
 import { isNoisy, renderMarkdown, renderStdout } from '../../bench/lib/report.js'
 import type { SystemId } from '../../bench/lib/systems.js'
 
@@ -65,6 +65,7 @@ function fixture (): Results {
     ],
     idle: [{ system: 'relay', connections: 1000, rssBeforeBytes: 80 * MB, rssAfterBytes: 80 * MB + 1000 * 10 * 1024 }],
     workers: [],
+    streams: [],
     workersSkipped: 'this machine has 2 CPUs'
   }
 }
@@ -155,4 +156,101 @@ test('RESULTS.md holds the machine, the table, the targets, the plot, the comman
   const out = renderStdout(r, s, evaluateTargets(s, r))
   assert.match(out, /^system\s+req\/s@50/)
   assert.match(out, /NOT MET\s+RSS growth streaming 1 GiB down/)
+})
+
+function streamRun (system: StreamRun['system'], round: number, streams: number, cpu: number | undefined, p99: number, extra: Partial<StreamRun> = {}): StreamRun {
+  return {
+    system,
+    label: system === 'relay' ? 'tokenplace-relay' : system === 'direct' ? '(no proxy: client → upstream)' : system,
+    round,
+    streams,
+    openSeconds: 0.5,
+    windowEvents: streams * 100,
+    windowSeconds: 5,
+    cpuUsPerEvent: cpu,
+    delayMs: { p50: p99 / 4, p99, max: p99 * 2 },
+    sent: streams * 110,
+    received: streams * 110,
+    unsent: 0,
+    outOfOrder: 0,
+    cut: 0,
+    ...(cpu === undefined ? {} : { idleRssBytes: 80 * MB, openRssBytes: 80 * MB + streams * 20 * 1024 }),
+    generatorCores: 0.4,
+    foreignCores: 0.01,
+    ...extra
+  }
+}
+
+function streamFixture (): StreamRun[] {
+  const runs: StreamRun[] = []
+  // Round 2 runs at half speed for everybody: the ratios and differences within a round hold.
+  for (const [round, k] of [[1, 1], [2, 2], [3, 1]] as const) {
+    for (const n of [100, 500]) {
+      runs.push(streamRun('nginx', round, n, 22 * k, 3 * k), streamRun('caddy', round, n, 35 * k, 4 * k),
+        streamRun('relay', round, n, 63 * k, 4.5 * k), streamRun('direct', round, n, undefined, 2 * k))
+    }
+  }
+  return runs
+}
+
+test('streams: medians over rounds, CPU ratios to nginx and to Caddy and p99 over Caddy\'s within each round', () => {
+  const rows = summariseStreams(streamFixture())
+  const relay = rows.find((r) => r.system === 'relay' && r.streams === 500)
+  assert.ok(relay !== undefined)
+  assert.equal(relay.cpuUsPerEvent, 63)
+  assert.ok(Math.abs(relay.cpuRatioToNginx - 63 / 22) < 1e-9)
+  assert.ok(Math.abs(relay.cpuRatioToCaddy - 1.8) < 1e-9)
+  assert.ok(Math.abs(relay.p99OverCaddyMs - 0.5) < 1e-9, 'the median of +0.5, +1.0, +0.5')
+  assert.equal(relay.rssPerStreamBytes, 20 * 1024)
+  assert.deepEqual([relay.lost, relay.outOfOrder, relay.cut, relay.rounds], [0, 0, 0, 3])
+  assert.deepEqual(rows.map((r) => `${r.streams} ${r.system}`).slice(0, 4), ['100 nginx', '100 caddy', '100 relay', '100 direct'])
+  const direct = rows.find((r) => r.system === 'direct')
+  assert.ok(Number.isNaN(direct?.cpuUsPerEvent) && Number.isNaN(direct?.rssPerStreamBytes), 'no proxy: no CPU, no RSS')
+})
+
+test('streams: lost events, RSS per active stream, the reference count', () => {
+  assert.equal(lostEvents(streamRun('relay', 1, 10, 60, 5, { sent: 1100, received: 1090 })), 10)
+  assert.equal(lostEvents(streamRun('relay', 1, 10, 60, 5, { sent: 1100, received: 1100, unsent: 40, cut: 1 })), 40, 'a stream cut short loses what it never carried')
+  assert.equal(rssPerStream(streamRun('relay', 1, 500, 60, 5, { idleRssBytes: 100 * MB, openRssBytes: 110 * MB })), 10 * MB / 500)
+  assert.equal(rssPerStream(streamRun('direct', 1, 500, undefined, 5)), undefined)
+  const rows = summariseStreams(streamFixture())
+  assert.equal(referenceStreams(rows), 500)
+  assert.equal(referenceStreams(rows.filter((r) => r.streams === 100)), 100)
+  assert.equal(referenceStreams(summariseStreams([streamRun('relay', 1, 200, 1, 1), streamRun('relay', 1, 800, 1, 1)])), 800, 'equally near: the larger')
+})
+
+test('issue 14\'s targets: judged at 500 streams from the numbers, the Pi one pointed to PI.md, item 4 from the small requests', () => {
+  const r = fixture()
+  const targets = evaluateStreamTargets(summariseStreams(streamFixture()), summarise(r))
+  const status = (start: string): string | undefined => targets.find((t) => t.name.startsWith(start))?.status
+  assert.equal(status('CPU per relayed event at 500 streams'), 'not met') // 1.8× Caddy
+  assert.match(targets[0]?.measured ?? '', /^1\.80× \(63\.0 µs; Caddy 35\.0 µs\); at 100: 1\.80×$/)
+  assert.equal(status('p99 added delay at 500 streams'), 'met') // +0.5 ms
+  assert.equal(status('RSS per active stream at 500'), 'not met') // 20 KB
+  assert.equal(status('events lost'), 'met')
+  assert.equal(status('concurrent 20-event/s streams'), 'not measured')
+  assert.equal(status('small requests, every feature on'), 'met') // 0.3× nginx
+  const lossy = streamFixture().map((x) => x.system === 'relay' && x.streams === 500 && x.round === 2 ? { ...x, received: x.sent - 3, cut: 1, cpuUsPerEvent: 36 * 2 } : x)
+  const judged = evaluateStreamTargets(summariseStreams(lossy), summarise(r))
+  assert.match(judged.find((t) => t.name.startsWith('events lost'))?.measured ?? '', /relay at 500: 3 lost, 0 reordered, 1 streams cut/)
+  assert.equal(judged.find((t) => t.name.startsWith('events lost'))?.status, 'not met')
+  assert.ok(evaluateStreamTargets([], summarise(r)).slice(0, 4).every((t) => t.status === 'not measured'))
+})
+
+test('RESULTS.md and the summary show the streaming tables, the plot and issue 14\'s targets; a streaming-only run shows no small-request tables', () => {
+  const r = { ...fixture(), streams: streamFixture() }
+  r.meta.options = { ...r.meta.options, streamCounts: [100, 500], streamEvents: 100, streamRate: 20 }
+  const s = summarise(r)
+  const rows = summariseStreams(r.streams)
+  const streams = { rows, targets: evaluateStreamTargets(rows, s) }
+  const md = renderMarkdown(r, s, evaluateTargets(s, r), streams)
+  for (const expected of ['## Streaming: concurrent token streams (issue 14)', '### 500 streams (10,000 events/s)', '| **tokenplace-relay** | 63.0 | 2.86 | 1.80 | 1.13 / 4.50 | 0 | 20.0 | 80.0 / 89.8 |',
+    '| (no proxy: client → upstream) | — | — | — |', '![p50 and p99 added delay', 'streams.svg', '## Targets (issue 14)', '### Streaming runs', '## Summary', '## Targets (issue 6)']) {
+    assert.ok(md.includes(expected), expected)
+  }
+  const onlyStreams = renderMarkdown({ ...r, systems: [], throughput: [], sse: [], transfers: [], idle: [] }, summarise({ ...r, systems: [], throughput: [] }), [], streams)
+  assert.ok(!onlyStreams.includes('## Summary') && !onlyStreams.includes('### wrk runs') && onlyStreams.includes('### Streaming runs'))
+  const out = renderStdout(r, s, evaluateTargets(s, r), streams)
+  assert.match(out, /^streams\s+system\s+µs\/event/m)
+  assert.match(out, /NOT MET\s+CPU per relayed event at 500 streams/)
 })

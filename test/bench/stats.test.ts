@@ -1,7 +1,7 @@
 // Medians, percentiles and per-round ratios: the arithmetic every reported number goes through.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { max, median, percentile, rotate, roundDifferences, roundRatios } from '../../bench/lib/stats.js'
+import { delayPercentiles, max, median, percentile, rotate, roundDifferences, roundRatios } from '../../bench/lib/stats.js'
 
 test('median: middle value, mean of the middle two, NaN when empty, non-finite values ignored', () => {
   assert.equal(median([3, 1, 2]), 2)
@@ -52,4 +52,11 @@ test('rotate starts each round with a different system', () => {
   assert.deepEqual(rotate(['a', 'b', 'c'], 4), ['b', 'c', 'a'])
   assert.deepEqual(rotate(['a', 'b'], -1), ['b', 'a'])
   assert.deepEqual(rotate([], 3), [])
+})
+
+test('delay percentiles: nearest rank over a typed array, as percentile() does; NaN when empty', () => {
+  const delays = Float64Array.from({ length: 1000 }, (_, i) => 1000 - i)
+  assert.deepEqual(delayPercentiles(delays), { p50: 500, p99: 990, max: 1000 })
+  assert.equal(delayPercentiles(Float64Array.from([3, 1, 2])).p50, percentile([3, 1, 2], 50))
+  assert.ok(Number.isNaN(delayPercentiles(new Float64Array(0)).p99))
 })

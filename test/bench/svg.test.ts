@@ -54,3 +54,10 @@ test('log ticks at 1, 2 and 5 of each decade', () => {
 test('escapeXml', () => {
   assert.equal(escapeXml('<a href="x">\'&\'</a>'), '&lt;a href=&quot;x&quot;&gt;&apos;&amp;&apos;&lt;/a&gt;')
 })
+
+test('the axis titles can be named (the streaming plot\'s)', () => {
+  const svg = latencySvg(SERIES, { title: 't', xLabel: 'concurrent SSE streams', yLabel: 'added delay & more' })
+  assert.ok(svg.includes('>concurrent SSE streams</text>'))
+  assert.ok(svg.includes('>added delay &amp; more</text>'))
+  assert.ok(latencySvg(SERIES, { title: 't' }).includes('concurrent connections (wrk, closed loop)'))
+})

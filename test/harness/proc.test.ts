@@ -1,7 +1,7 @@
 // /proc parsing: CPU ticks, memory, load and process trees.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { allowedCpus, cpuTicks, descendantsOf, parseCpuList, parseLoadavg, parseProcStat, parseProcStatCpu, parseProcStatus, processTree, readProcMemory, readProcStat, rssBytes } from '../../harness/proc.js'
+import { allowedCpus, cpuNs, cpuTicks, descendantsOf, parseCpuList, parseLoadavg, parseProcStat, parseProcStatCpu, parseProcStatus, processTree, readProcMemory, readProcStat, rssBytes } from '../../harness/proc.js'
 
 // Fields 1-17 of a real line, the rest cut short; the command name holds spaces and parentheses.
 const STAT = '4242 (node (worker) 1) S 4200 4242 4200 0 -1 4194560 9000 0 0 0 1234 567 89 10 20 0 11 0 600 1000000 20000 18446744073709551615'
@@ -47,6 +47,11 @@ test('the readers on this very process', () => {
   assert.ok((readProcMemory(process.pid)?.rss ?? 0) > 1024 * 1024)
   assert.ok(rssBytes([process.pid]) > 0)
   assert.ok(cpuTicks([process.pid]) >= 0)
+  const before = cpuNs([process.pid])
+  let x = 0
+  for (let i = 0; i < 2e7; i++) x = (x * 31 + i) | 0
+  assert.ok(cpuNs([process.pid]) > before, 'every thread\'s CPU time, in ns, grows as this one works')
+  assert.equal(cpuNs([2 ** 22 + 1]), 0)
   assert.ok(processTree(process.pid).includes(process.pid))
   assert.equal(readProcStat(2 ** 22 + 1), undefined, 'a pid that does not exist reads as gone')
   assert.equal(rssBytes([2 ** 22 + 1]), 0)

@@ -1,7 +1,7 @@
 // The raw HTTP/1.1 and SSE parsing every harness shares (harness/raw-http.ts, harness/sse.ts).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { parseHead, parseResponse, responseEnd } from '../../harness/raw-http.js'
+import { ChunkedDecoder, parseHead, parseResponse, responseEnd } from '../../harness/raw-http.js'
 import { splitSseEvents } from '../../harness/sse.js'
 
 test('HTTP response heads: status, lower-cased headers, where the head ends', () => {
@@ -35,4 +35,23 @@ test('a whole response: the chunked body decoded, and whether it was complete', 
 test('SSE: events split on blank lines, a partial event kept for the next chunk', () => {
   assert.deepEqual(splitSseEvents('data: a\n\ndata: b\n\ndata: c'), { events: ['data: a', 'data: b'], rest: 'data: c' })
   assert.deepEqual(splitSseEvents(''), { events: [], rest: '' })
+})
+
+test('a chunked body decoded as it arrives, whatever the splits; trailers; a bad size or a missing CRLF refused', () => {
+  const wire = '5;ext=1\r\nhello\r\n1a\r\n, a chunk of 26 bytes here\r\n0\r\nx-trailer: 1\r\n\r\n'
+  for (const step of [1, 2, 3, 7, wire.length]) {
+    const decoder = new ChunkedDecoder()
+    let body = ''
+    for (let i = 0; i < wire.length; i += step) {
+      assert.equal(decoder.done, false)
+      body += decoder.push(wire.slice(i, i + step))
+    }
+    assert.equal(body, 'hello, a chunk of 26 bytes here', `pieces of ${step}`)
+    assert.equal(decoder.done, true)
+  }
+  const unfinished = new ChunkedDecoder()
+  assert.equal(unfinished.push('3\r\nabc\r\n0\r\n'), 'abc')
+  assert.equal(unfinished.done, false, 'the blank line after the last chunk is still due')
+  assert.throws(() => new ChunkedDecoder().push('zz\r\n'), /not a chunk size/)
+  assert.throws(() => new ChunkedDecoder().push('2\r\nabcd\r\n'), /no CRLF after a chunk/)
 })

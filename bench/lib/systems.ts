@@ -54,6 +54,9 @@ export const SYSTEM_LABELS: Record<SystemId, string> = {
  * The overload protection, on but never binding: every request pays for the cap, the fair queue's
  * bookkeeping, the per-client count, the rate limit and the event-loop check, and none is refused.
  */
+/** The V8 option the image sets (Containerfile, ENV NODE_OPTIONS); test/ci keeps the two equal. */
+export const PRODUCTION_NODE_OPTIONS = '--max-semi-space-size=2'
+
 export const PRODUCTION_LIMITS = {
   RELAY_MAX_CONCURRENT: '10000',
   RELAY_MAX_CONCURRENT_PER_CLIENT: '10000',
@@ -308,6 +311,7 @@ export async function startSystem (id: SystemId, phase: Phase, upstreams: Upstre
         UPSTREAM_URL: upstreamUrl,
         RELAY_METRICS_TOKEN: METRICS_TOKEN,
         ...PRODUCTION_LIMITS,
+        NODE_OPTIONS: PRODUCTION_NODE_OPTIONS,
         // Phase 1 and the streams keep the production default; the 1 GB upload of phase 2 needs a higher limit.
         ...(phase === 'stream' && ctx.bodyLimitBytes !== undefined ? { RELAY_BODY_LIMIT_BYTES: String(ctx.bodyLimitBytes) } : {}),
         RELAY_SHUTDOWN_DELAY_SECONDS: '0',

@@ -2,6 +2,7 @@
 // and runs the image for real), and of how the smoke script fails where it cannot run.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { PRODUCTION_NODE_OPTIONS } from '../../bench/lib/systems.js'
 import { spawnSync } from 'node:child_process'
 import { lstatSync, readFileSync, readlinkSync } from 'node:fs'
 import { join } from 'node:path'
@@ -35,6 +36,10 @@ test('Containerfile: the runtime stage runs nothing and is the contract', () => 
   for (const pair of ['NODE_ENV=production', 'RELAY_PORT=5010', `RELAY_BUILD_VERSION=${arg('VERSION')}`, `RELAY_BUILD_REVISION=${arg('REVISION')}`]) {
     assert.ok(env.includes(pair), pair)
   }
+  // The V8 option production runs with: the image, `npm start` and the benchmark's relay agree.
+  assert.ok(env.includes(`NODE_OPTIONS=${PRODUCTION_NODE_OPTIONS}`), 'the image sets NODE_OPTIONS')
+  const start = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> }).scripts.start
+  assert.equal(start, `node ${PRODUCTION_NODE_OPTIONS} dist/server.js`)
   const labels = runtime.filter((line) => line.startsWith('LABEL ')).join(' ')
   for (const key of ['source', 'version', 'revision', 'licenses', 'title', 'description']) {
     assert.match(labels, new RegExp(`org\\.opencontainers\\.image\\.${key}=`), key)

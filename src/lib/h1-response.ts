@@ -41,7 +41,7 @@ const invalid = (why: string): ResponseError => new ResponseError('RELAY_INVALID
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-5]\d\d)(?: [\t\x20-\x7e\x80-\xff]*)?$/
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 // Anywhere in a head: a control character other than the tab, and the CR and LF of line ends.
-const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/
+const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/ // eslint-disable-line no-control-regex -- finding them is the point
 const DIGITS = /^\d{1,15}$/
 
 /**

@@ -30,13 +30,12 @@ async function scripted (t: TestContext, pieces: (path: string) => string[], gap
       if (end === -1) return
       const path = buffered.split(' ')[1] ?? '/'
       buffered = buffered.slice(end + 4)
-      void (async () => {
-        for (const piece of pieces(path)) {
-          if (socket.destroyed) return
-          socket.write(piece, 'latin1')
-          await sleep(gapMs)
-        }
-      })()
+      const send = ([piece, ...rest]: string[]): void => {
+        if (socket.destroyed || piece === undefined) return
+        socket.write(piece, 'latin1')
+        setTimeout(() => send(rest), gapMs)
+      }
+      send(pieces(path))
     })
   })
   t.after(() => upstream.close())

@@ -2,13 +2,12 @@
 // renders, the dashboard it ships, promtool, and a Prometheus (both from Debian's `prometheus` package)
 // started on a free loopback port with a temporary config and data directory, and stopped by the test.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import assert from 'node:assert/strict'
 import { stringify as toYaml } from 'yaml'
+import { freePort } from '../../harness/ports.js'
 import { CHART_DIR, render, type Rendered, type RenderOptions } from './chart-helm.js'
 
 // ---- Tools ------------------------------------------------------------------------------------------
@@ -178,16 +177,6 @@ process.once('exit', () => {
   for (const child of runningPrometheus) { try { process.kill(-(child.pid as number), 'SIGKILL') } catch {} }
 })
 
-async function freeLoopbackPort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
-  server.close()
-  await once(server, 'close')
-  return port
-}
-
 /**
  * Starts `prometheus` with this config (an object, written as prometheus.yml) and rule files (name →
  * contents, next to it), its TSDB in a temporary directory, on a free port of 127.0.0.1. Resolves once
@@ -201,7 +190,7 @@ export async function startPrometheus (config: object, ruleFiles: Record<string,
   assert.equal(check.status, 0, `promtool check config refused the test's own config:\n${check.output}`)
 
   for (let attempt = 1; ; attempt++) {
-    const port = await freeLoopbackPort()
+    const port = await freePort()
     const child = spawn('prometheus', [
       `--config.file=${join(dir, 'prometheus.yml')}`,
       `--storage.tsdb.path=${join(dir, 'data')}`,

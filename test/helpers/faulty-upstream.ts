@@ -1,7 +1,7 @@
 // One raw TCP upstream whose behaviour is chosen by the request path, so a single relay can be driven
 // through every fault and shown healthy right after each one.
 import type { Socket } from 'node:net'
-import { startRawUpstream, type Upstream } from './upstreams.js'
+import { onEachRequest, startRawUpstream, type Upstream } from './upstreams.js'
 
 /**
  * - `/ok`        200 with a small JSON body, keep-alive
@@ -14,20 +14,9 @@ import { startRawUpstream, type Upstream } from './upstreams.js'
 export async function startFaultyUpstream (): Promise<Upstream & { seen: string[] }> {
   const seen: string[] = []
   const upstream = await startRawUpstream((socket: Socket) => {
-    socket.on('error', () => {})
-    let buffered = ''
-    socket.setEncoding('latin1')
-    socket.on('data', (chunk: string) => {
-      buffered += chunk
-      let end: number
-      while ((end = buffered.indexOf('\r\n\r\n')) !== -1) {
-        const head = buffered.slice(0, end)
-        const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0)
-        buffered = buffered.slice(end + 4 + length)
-        const path = head.split(' ')[1] ?? '/'
-        seen.push(path)
-        respond(socket, path)
-      }
+    onEachRequest(socket, (path) => {
+      seen.push(path)
+      respond(socket, path)
     })
   })
   return Object.assign(upstream, { seen })

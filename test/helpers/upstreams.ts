@@ -77,6 +77,26 @@ export async function startRawUpstream (onSocket: (socket: Socket) => void): Pro
   }
 }
 
+/**
+ * Calls `respond` with the path of each request read on `socket`, in order (a declared-length body is
+ * skipped): how the raw upstreams answer pipelined and kept-alive requests on one socket.
+ */
+export function onEachRequest (socket: Socket, respond: (path: string) => void): void {
+  socket.on('error', () => {})
+  let buffered = ''
+  socket.setEncoding('latin1')
+  socket.on('data', (chunk: string) => {
+    buffered += chunk
+    let end: number
+    while ((end = buffered.indexOf('\r\n\r\n')) !== -1) {
+      const head = buffered.slice(0, end)
+      const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0)
+      buffered = buffered.slice(end + 4 + length)
+      respond(head.split(' ')[1] ?? '/')
+    }
+  })
+}
+
 export interface CountingUpstream extends Upstream {
   /** Requests whose response has not ended yet (finished, or closed by the relay) */
   readonly open: number

@@ -6,7 +6,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Socket } from 'node:net'
 import { spawnRelay, type RelayProcess } from '../helpers/relay.js'
-import { startRawUpstream, type Upstream } from '../helpers/upstreams.js'
+import { onEachRequest, startRawUpstream, type Upstream } from '../helpers/upstreams.js'
 import { rawRequest } from '../helpers/http.js'
 import { upstreamErrorCounts } from '../helpers/metrics.js'
 
@@ -16,19 +16,7 @@ type TestContext = { after: (fn: () => Promise<void>) => void }
 async function rawUpstream (t: TestContext, respond: (socket: Socket, path: string, port: number) => void): Promise<Upstream> {
   let port = 0
   const upstream = await startRawUpstream((socket) => {
-    socket.on('error', () => {})
-    let buffered = ''
-    socket.setEncoding('latin1')
-    socket.on('data', (chunk: string) => {
-      buffered += chunk
-      let end: number
-      while ((end = buffered.indexOf('\r\n\r\n')) !== -1) {
-        const head = buffered.slice(0, end)
-        const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0)
-        buffered = buffered.slice(end + 4 + length)
-        respond(socket, head.split(' ')[1] ?? '/', port)
-      }
-    })
+    onEachRequest(socket, (path) => respond(socket, path, port))
   })
   port = upstream.port
   t.after(() => upstream.close())

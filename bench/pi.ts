@@ -121,9 +121,13 @@ async function main (): Promise<void> {
     image = BUILT_IMAGE
   }
 
-  // The load generator, the upstreams and this harness (the stream client) on the last CPU; the
-  // container may use every CPU, as on a Pi's four cores, its quota being the limit.
-  const generatorCpu = String(allowedCpus().at(-1))
+  // The load generator, the upstreams and this harness (the stream client) on the last CPU, the
+  // container on the others, its quota being the limit (as on a Pi's four cores, with the load
+  // coming from elsewhere). A container free to run on the generator's CPU too was never throttled
+  // where it failed: its stream delays were the generator's, waiting for that CPU, not the pod's.
+  const cpus = allowedCpus()
+  const generatorCpu = String(cpus.at(-1))
+  const containerCpus = cpus.length > 1 ? cpus.slice(0, -1).join(',') : undefined
   if (has('taskset')) execFileSync('taskset', ['-apc', generatorCpu, String(process.pid)], { stdio: 'ignore' })
   const lua = join(dir, 'report.lua')
   writeFileSync(lua, WRK_REPORT_LUA)
@@ -135,7 +139,8 @@ async function main (): Promise<void> {
     const port = await freePort()
     const name = `tokenplace-bench-pi-${RUN_ID}-${what}-w${workers}`
     const args = ['run', '-d', '--name', name, '--label', LABEL, '--network', 'host',
-      '--cpus', options.cpus, '--memory', options.memory, '--memory-swap', options.memory,
+      '--cpus', options.cpus, ...(containerCpus === undefined ? [] : ['--cpuset-cpus', containerCpus]),
+      '--memory', options.memory, '--memory-swap', options.memory,
       '--ulimit', `nofile=${nofile}:${nofile}`, '--ulimit', `nproc=${nproc}:${nproc}`,
       ...READ_ONLY, ...HARDENED,
       '-e', 'RELAY_HOST=127.0.0.1', '-e', `RELAY_PORT=${port}`, '-e', `RELAY_WORKERS=${workers}`,

@@ -249,7 +249,7 @@ export function renderPiMarkdown (rows: readonly PiRow[], meta: { date: string, 
     '',
     `Written by \`npm run bench:pi\` on ${meta.date}. Machine: ${meta.machine}. Image: \`${meta.image}\` (commit ${meta.commit}).`,
     '',
-    `Each container: \`podman run --cpus ${o.cpus} --memory ${o.memory}\` (the chart's default limits), production configuration (INFO logging to stdout, metrics on, overload limits on but not binding), host network.`,
+    `Each container: \`podman run --cpus ${o.cpus} --memory ${o.memory}\` (the chart's default limits), on every CPU but the last (the load generator's), production configuration (INFO logging to stdout, metrics on, overload limits on but not binding), host network.`,
     ''
   ]
   if (rows.length > 0) {

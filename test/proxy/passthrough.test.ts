@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto'
 import { request } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { spawnRelay, type RelayProcess } from '../helpers/relay.js'
-import { startRawUpstream, startUpstream, waitFor, type Upstream } from '../helpers/upstreams.js'
+import { onEachRequest, startRawUpstream, startUpstream, waitFor, type Upstream } from '../helpers/upstreams.js'
 import { parseResponse, readUntilClose } from '../helpers/http.js'
 import { upstreamErrorCounts } from '../helpers/metrics.js'
 
@@ -21,22 +21,12 @@ async function scripted (t: TestContext, pieces: (path: string) => string[], gap
   let sockets = 0
   const upstream = await startRawUpstream((socket: Socket) => {
     sockets++
-    socket.on('error', () => {})
-    let buffered = ''
-    socket.setEncoding('latin1')
-    socket.on('data', (chunk: string) => {
-      buffered += chunk
-      const end = buffered.indexOf('\r\n\r\n')
-      if (end === -1) return
-      const path = buffered.split(' ')[1] ?? '/'
-      buffered = buffered.slice(end + 4)
-      const send = ([piece, ...rest]: string[]): void => {
-        if (socket.destroyed || piece === undefined) return
-        socket.write(piece, 'latin1')
-        setTimeout(() => send(rest), gapMs)
-      }
-      send(pieces(path))
-    })
+    const send = ([piece, ...rest]: string[]): void => {
+      if (socket.destroyed || piece === undefined) return
+      socket.write(piece, 'latin1')
+      setTimeout(() => send(rest), gapMs)
+    }
+    onEachRequest(socket, (path) => send(pieces(path)))
   })
   t.after(() => upstream.close())
   return Object.defineProperty(upstream, 'sockets', { get: () => sockets }) as Upstream & { sockets: number }
